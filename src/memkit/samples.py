@@ -1,0 +1,136 @@
+"""Turn texts into extraction samples: k prefix tokens, the true next m tokens, a prompt.
+
+    samples = make_samples(lm, [{"id": "preamble", "text": "We the People ..."}], k=32, m=64)
+    samples = read_jsonl("data.jsonl")  ->  make_samples(lm, records, ...)
+
+A record is `{"id", "text"}` (split at token k) or `{"id", "prefix", "suffix"}` (the prefix is
+used whole, the suffix cut to m tokens). Mode `raw` feeds the prefix as-is (after the
+tokenizer's own leading special tokens, e.g. Gemma's <bos>); mode `chat` sends the prefix
+text as one user message through the model's chat template, as the original study did.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .errors import MemkitError
+
+MODES = ("raw", "chat")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One extraction problem. `prompt_ids` is what the model sees; metrics use the rest."""
+
+    id: str
+    prefix_ids: tuple[int, ...]
+    suffix_ids: tuple[int, ...]
+    prompt_ids: tuple[int, ...]
+    mode: str = "raw"
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Read extraction records; any malformed line is an error naming file and line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise MemkitError(f"input file not found: {path}")
+    records, seen = [], set()
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise MemkitError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise MemkitError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+            _check_record(record, f"{path}:{lineno}")
+            if str(record["id"]) in seen:
+                raise MemkitError(f"{path}:{lineno}: duplicate id {record['id']!r}")
+            seen.add(str(record["id"]))
+            records.append(record)
+    if not records:
+        raise MemkitError(f"{path}: no records")
+    return records
+
+
+def _check_record(record: dict, where: str) -> None:
+    if "id" not in record:
+        raise MemkitError(f"{where}: record has no 'id' field")
+    if "text" in record:
+        fields = ("text",)
+    elif "prefix" in record or "suffix" in record:
+        fields = ("prefix", "suffix")
+    else:
+        raise MemkitError(f"{where}: record {record['id']!r} needs a 'text' field or 'prefix' and 'suffix'")
+    for name in fields:
+        if not isinstance(record.get(name), str):
+            raise MemkitError(f"{where}: record {record['id']!r} field {name!r} must be a string")
+
+
+def leading_special_ids(tokenizer) -> list[int]:
+    """The special tokens the tokenizer puts before any text (e.g. Gemma's <bos>)."""
+    return list(tokenizer("", add_special_tokens=True)["input_ids"])
+
+
+def chat_prompt_ids(tokenizer, user_text: str) -> list[int]:
+    """Token ids of `user_text` sent as one user turn through the chat template."""
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise MemkitError("mode 'chat' needs a model with a chat template; this is a base model (use --mode raw)")
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": user_text}], add_generation_prompt=True, tokenize=True
+    )
+    if isinstance(ids, dict) or hasattr(ids, "keys"):
+        ids = ids["input_ids"]
+    return [int(i) for i in ids]
+
+
+def _encode(tokenizer, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def make_sample(tokenizer, record: dict, k: int = 32, m: int = 64, mode: str = "raw") -> Sample:
+    """Build one Sample from a record (see module docstring)."""
+    sid = str(record["id"])
+    if "text" in record:
+        ids = _encode(tokenizer, record["text"])
+        if len(ids) < k + m:
+            raise MemkitError(f"sample {sid!r}: text has {len(ids)} tokens, fewer than k+m = {k}+{m}")
+        prefix, suffix = ids[:k], ids[k : k + m]
+    else:
+        prefix, suffix = _encode(tokenizer, record["prefix"]), _encode(tokenizer, record["suffix"])
+        if not prefix:
+            raise MemkitError(f"sample {sid!r}: empty prefix")
+        if len(suffix) < m:
+            raise MemkitError(f"sample {sid!r}: suffix has {len(suffix)} tokens, fewer than m = {m}")
+        suffix = suffix[:m]
+    if mode == "raw":
+        prompt = leading_special_ids(tokenizer) + prefix
+    elif mode == "chat":
+        prompt = chat_prompt_ids(tokenizer, tokenizer.decode(prefix))
+    else:
+        raise MemkitError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    meta = {key: value for key, value in record.items() if key not in ("id", "text", "prefix", "suffix")}
+    return Sample(sid, tuple(prefix), tuple(suffix), tuple(prompt), mode, meta)
+
+
+def make_samples(lm_or_tokenizer, records: Iterable[dict] | Sequence[str], k: int = 32, m: int = 64,
+                 mode: str = "raw") -> list[Sample]:
+    """Samples for a list of records (or plain strings, numbered in order)."""
+    if k <= 0 or m <= 0:
+        raise MemkitError(f"prefix and suffix lengths must be positive (got k={k}, m={m})")
+    if mode not in MODES:
+        raise MemkitError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    tokenizer = getattr(lm_or_tokenizer, "tokenizer", lm_or_tokenizer)
+    samples = []
+    for i, record in enumerate(records):
+        if isinstance(record, str):
+            record = {"id": str(i), "text": record}
+        _check_record(record, f"record {i}")
+        samples.append(make_sample(tokenizer, record, k, m, mode))
+    return samples
