@@ -143,11 +143,14 @@ def _plain_copy(model):
 def convert_gguf(path: Path, name: str | None = None) -> Path:
     """Dequantise a GGUF file to fp32 and save it as a safetensors folder keyed by its SHA-256."""
     path = Path(path).resolve()
-    validate_gguf(path)
+    with open(path, "rb") as fh:
+        if fh.read(4) != GGUF_MAGIC:
+            raise MemkitError(f"{path}: not a GGUF file (bad magic bytes)")
     sha = file_sha256(path)
     target = converted_dir(sha)
     if (target / "memkit.json").exists():
         return target
+    validate_gguf(path)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -237,6 +240,9 @@ def load_model(spec: str, device: str = "auto", dtype: str = "float32", online: 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     name, location, sha = resolve_spec(spec, online=online)
     device = _resolve_device(device)
     torch_dtype = _resolve_dtype(dtype, device)

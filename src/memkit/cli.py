@@ -1,0 +1,124 @@
+"""Command line: `memkit models`, `memkit extract` (see `memkit <command> --help`).
+
+Every user error ends as one line on stderr and exit code 2, with no partial output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+from .errors import MemkitError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True,
+                        help="embedded name (gemma-3-270m, smollm2-135m-instruct), a model folder, a .gguf file, "
+                             "zoo:<size>@<step>, or a hub id together with --online")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    parser.add_argument("--dtype", default="float32", help="float32 (default; CPU always), bfloat16 or float16 on CUDA")
+    parser.add_argument("--online", action="store_true", help="allow downloading a hub model (offline by default)")
+
+
+def _add_sample_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, type=Path,
+                        help='JSONL, one record per line: {"id","text"} or {"id","prefix","suffix"}')
+    parser.add_argument("--out", required=True, type=Path, help="output parquet file (written atomically)")
+    parser.add_argument("--prefix-tokens", "-k", type=_positive_int, default=32, help="prefix length k (default 32)")
+    parser.add_argument("--suffix-tokens", "-m", type=_positive_int, default=64, help="continuation length m (default 64)")
+    parser.add_argument("--batch-size", type=_positive_int, default=16, help="samples per batch (default 16)")
+    parser.add_argument("--mode", choices=("raw", "chat"), default="raw",
+                        help="raw: prefix as-is; chat: prefix as a user message via the chat template")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="memkit", description="Measure verbatim memorization in causal LMs.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    models = sub.add_parser("models", help="list embedded and cached models",
+                            description="List the embedded models and every model converted into the cache.")
+    models.set_defaults(func=cmd_models)
+
+    extract = sub.add_parser("extract", help="greedy extraction + memorization metrics -> parquet",
+                             description="Greedy-decode m tokens after the k-token prefix of every record and "
+                                         "write one metrics row per record. Rerunning with the same arguments "
+                                         "resumes where a killed run stopped.")
+    _add_model_args(extract)
+    _add_sample_args(extract)
+    extract.add_argument("--engine", choices=("drafted", "plain"), default="drafted",
+                         help="drafted (default): verify the true suffix in chunks; plain: one token per step. "
+                              "Both give the same tokens.")
+    extract.set_defaults(func=cmd_extract)
+    return parser
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from .models import list_models
+
+    rows = list_models()
+    header = f"{'name':28} {'params':>12} {'arch':14} {'type':9} {'cached':6}  location"
+    print(header)
+    for row in rows:
+        params = f"{row['params'] / 1e6:.1f}M" if row["params"] else "?"
+        print(f"{row['name']:28} {params:>12} {row['arch'] or '?':14} {row['type'] or '?':9} "
+              f"{'yes' if row['cached'] else 'no':6}  {row['location']}")
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_output_path(out: Path) -> None:
+    if not out.parent.resolve().is_dir():
+        raise MemkitError(f"output directory does not exist: {out.parent}")
+
+
+def cmd_extract(args: argparse.Namespace) -> None:
+    from .extract import run_extraction
+    from .models import load_model
+    from .samples import make_samples, read_jsonl
+
+    check_output_path(args.out)
+    records = read_jsonl(args.input)
+    lm = load_model(args.model, device=args.device, dtype=args.dtype, online=args.online)
+    samples = make_samples(lm, records, k=args.prefix_tokens, m=args.suffix_tokens, mode=args.mode)
+    config = {"command": "extract", "model": lm.name, "model_sha256": lm.sha256, "dtype": args.dtype,
+              "input_sha256": _file_sha256(args.input), "k": args.prefix_tokens, "m": args.suffix_tokens,
+              "mode": args.mode}
+    frame = run_extraction(lm, samples, args.out, config, batch_size=args.batch_size,
+                           fast=args.engine == "drafted", progress=not args.no_progress)
+    summary = frame[["exact_match", "token_match", "near_verbatim"]].mean()
+    print(f"{args.out}: {len(frame)} samples, exact_match {summary['exact_match']:.3f}, "
+          f"token_match {summary['token_match']:.3f}, near_verbatim {summary['near_verbatim']:.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except MemkitError as exc:
+        print(f"memkit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("memkit: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

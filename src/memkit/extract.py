@@ -1,0 +1,163 @@
+"""Extraction: samples -> batched greedy continuations -> one metrics row per sample.
+
+    lm = memkit.load_model("gemma-3-270m")
+    samples = memkit.make_samples(lm, records, k=32, m=64, mode="raw")
+    df = memkit.extract(lm, samples)                     # in memory, for notebooks
+    df = memkit.run_extraction(lm, samples, "out.parquet")  # sharded, resumable, atomic
+
+Batches are formed deterministically (samples sorted by prompt length, then input order)
+so that a rerun, or a resumed run, sees exactly the same batches and gives byte-identical
+tables. Rows come back in input order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .decode import LogitsTransform, greedy_decode
+from .errors import MemkitError
+from .metrics import score_continuation
+from .models import LoadedModel
+from .paths import atomic_path
+from .samples import Sample
+
+ID_COLUMNS = ("prefix_ids", "suffix_ids", "generated_ids")
+
+
+def pad_token_id(tokenizer) -> int:
+    """A token id for padding slots (never attended to, so any valid id works)."""
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
+        if candidate is not None:
+            return int(candidate)
+    return 0
+
+
+def plan_batches(samples: Sequence[Sample], batch_size: int) -> list[list[int]]:
+    """Deterministic batches of sample indices: similar prompt lengths together (less padding)."""
+    if batch_size <= 0:
+        raise MemkitError(f"batch size must be positive (got {batch_size})")
+    order = sorted(range(len(samples)), key=lambda i: (len(samples[i].prompt_ids), i))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def extract_batch(lm: LoadedModel, batch: Sequence[Sample], fast: bool = True,
+                  logits_transform: LogitsTransform | None = None) -> pd.DataFrame:
+    """Decode one batch and score every continuation."""
+    m_values = {len(s.suffix_ids) for s in batch}
+    if len(m_values) != 1:
+        raise MemkitError(f"all samples of a batch need the same suffix length m (got {sorted(m_values)})")
+    m = m_values.pop()
+    result = greedy_decode(
+        lm.model, [s.prompt_ids for s in batch], m, pad_token_id(lm.tokenizer),
+        drafts=[s.suffix_ids for s in batch] if fast else None, logits_transform=logits_transform,
+    )
+    decode = lm.tokenizer.decode
+    rows = []
+    for sample, generated, gap in zip(batch, result.generated_ids, result.min_top2_gap):
+        generated_text = decode(generated, skip_special_tokens=True)
+        suffix_text = decode(list(sample.suffix_ids), skip_special_tokens=True)
+        rows.append({
+            "id": sample.id, "model": lm.name, "mode": sample.mode,
+            "k": len(sample.prefix_ids), "m": m,
+            **score_continuation(generated, sample.suffix_ids, generated_text, suffix_text),
+            "min_top2_gap": gap, "near_tie": gap < 1e-4,
+            "prefix_text": decode(list(sample.prefix_ids), skip_special_tokens=True),
+            "suffix_text": suffix_text, "generated_text": generated_text,
+            "prefix_ids": list(sample.prefix_ids), "suffix_ids": list(sample.suffix_ids),
+            "generated_ids": list(generated),
+            **{f"meta_{key}": value for key, value in sorted(sample.meta.items())},
+        })
+    return pd.DataFrame(rows)
+
+
+def _iter_batches(lm, samples, batches, fast, logits_transform, progress, desc) -> Iterator[tuple[int, pd.DataFrame]]:
+    bar = tqdm(total=len(samples), desc=desc, unit="sample", disable=not progress)
+    try:
+        for number, indices in batches:
+            frame = extract_batch(lm, [samples[i] for i in indices], fast, logits_transform)
+            bar.update(len(indices))
+            yield number, frame
+    finally:
+        bar.close()
+
+
+def _in_input_order(frame: pd.DataFrame, samples: Sequence[Sample]) -> pd.DataFrame:
+    position = {s.id: i for i, s in enumerate(samples)}
+    frame = frame.assign(_order=frame["id"].map(position)).sort_values("_order", kind="stable")
+    return frame.drop(columns="_order").reset_index(drop=True)
+
+
+def extract(lm: LoadedModel, samples: Sequence[Sample], batch_size: int = 16, fast: bool = True,
+            logits_transform: LogitsTransform | None = None, progress: bool = True) -> pd.DataFrame:
+    """Greedy continuation and every metric for each sample, as a DataFrame in input order."""
+    batches = list(enumerate(plan_batches(samples, batch_size)))
+    frames = [f for _, f in _iter_batches(lm, samples, batches, fast, logits_transform, progress, lm.name)]
+    return _in_input_order(pd.concat(frames, ignore_index=True), samples)
+
+
+def run_config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path, config: dict) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    metadata = dict(table.schema.metadata or {})
+    metadata[b"memkit"] = json.dumps(config, sort_keys=True, default=str).encode()
+    with atomic_path(path) as tmp:
+        pq.write_table(table.replace_schema_metadata(metadata), tmp)
+
+
+def read_run_config(path: str | Path) -> dict | None:
+    """The run configuration stored in a memkit parquet file (None if absent)."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_schema(path).metadata or {}
+    return json.loads(metadata[b"memkit"]) if b"memkit" in metadata else None
+
+
+def run_extraction(lm: LoadedModel, samples: Sequence[Sample], out: str | Path, config: dict,
+                   batch_size: int = 16, fast: bool = True, logits_transform: LogitsTransform | None = None,
+                   progress: bool = True) -> pd.DataFrame:
+    """`extract`, written to `out` as parquet; resumable batch by batch after a kill.
+
+    Each finished batch is saved as a shard in `<out>.parts/`; a rerun with the same
+    `config` skips finished shards, and the merged table is written atomically at the end.
+    A finished `out` with the same config is returned without recomputing anything.
+    """
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise MemkitError(f"output directory does not exist: {out.parent}")
+    config = {**config, "batch_size": batch_size, "ids": run_config_hash({"ids": [s.id for s in samples]})}
+    key = run_config_hash(config)
+    if out.exists() and (read_run_config(out) or {}).get("key") == key:
+        return pd.read_parquet(out)
+    parts = out.with_name(out.name + ".parts")
+    stamp = parts / "config.json"
+    if parts.exists() and (not stamp.exists() or json.loads(stamp.read_text()).get("key") != key):
+        shutil.rmtree(parts)  # shards of a different run: not reusable
+    parts.mkdir(exist_ok=True)
+    if not stamp.exists():
+        with atomic_path(stamp) as tmp:
+            tmp.write_text(json.dumps({**config, "key": key}, sort_keys=True, default=str))
+    batches = list(enumerate(plan_batches(samples, batch_size)))
+    todo = [(n, b) for n, b in batches if not (parts / f"part-{n:06d}.parquet").exists()]
+    done = sum(len(b) for n, b in batches) - sum(len(b) for _, b in todo)
+    if done and progress:
+        tqdm.write(f"resuming: {done} of {len(samples)} samples already done in {parts}")
+    for number, frame in _iter_batches(lm, samples, todo, fast, logits_transform, progress, lm.name):
+        _write_parquet(frame, parts / f"part-{number:06d}.parquet", config)
+    shards = [pd.read_parquet(parts / f"part-{n:06d}.parquet") for n, _ in batches]
+    result = _in_input_order(pd.concat(shards, ignore_index=True), samples)
+    _write_parquet(result, out, {**config, "key": key})
+    shutil.rmtree(parts)
+    return result
