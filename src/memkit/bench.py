@@ -1,0 +1,199 @@
+"""Extraction benchmark: HF `generate` vs memkit's engine vs the teacher-forced floor.
+
+    python -m memkit.bench --out build/bench            # both embedded models (`make bench`)
+    python -m memkit.bench --models smollm2-135m-instruct --samples 16
+
+Two workloads per model, same samples and batch size for every method:
+- memorized: attractor prefixes whose suffix is the model's own greedy continuation, so the
+  whole continuation is "recited";
+- non-memorized: the same kind of prefixes over shuffled words, where the model diverges
+  from the reference at once.
+Methods: `generate` (batched, greedy, KV cache), `generate_nocache` (use_cache=False, as the
+Pythia and latent-memorization evaluations ran; timed on a few samples and scaled to the
+workload size), memkit `plain` and `drafted`, and the floor: one teacher-forced pass over
+prefix+suffix computing logits only at the suffix positions. Times are medians over
+repeats; compare ratios, not seconds. Results go to `<out>/bench.csv`, `.md` and `.tex`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .decode import greedy_decode
+from .extract import pad_token_id
+from .models import load_model
+from .paths import DATA_DIR, atomic_path
+from .samples import leading_special_ids
+
+
+def _attractor_texts() -> list[str]:
+    records = [json.loads(line) for line in (DATA_DIR / "attractors.jsonl").read_text().splitlines() if line.strip()]
+    return [r["text"] for r in records if r["category"] != "control"]
+
+
+def _left_pad(prompts, pad_id):
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.tensor(p)
+        mask[i, width - len(p):] = 1
+    return ids, mask
+
+
+def hf_generate(model, prompts, m, pad_id, batch_size, use_cache=True):
+    """Batched greedy `generate` with left padding and no early stop; returns the new tokens."""
+    from transformers import GenerationConfig
+
+    config = GenerationConfig(max_new_tokens=m, min_new_tokens=m, do_sample=False, use_cache=use_cache,
+                              eos_token_id=None, pad_token_id=pad_id)
+    out = []
+    for start in range(0, len(prompts), batch_size):
+        ids, mask = _left_pad(prompts[start:start + batch_size], pad_id)
+        with torch.inference_mode():
+            generated = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+        out.extend(generated[:, ids.shape[1]:].tolist())
+    return out
+
+
+def teacher_forced_floor(model, prompts, suffixes, pad_id, batch_size):
+    """One forward pass over prompt+suffix per batch, logits only at the m suffix positions."""
+    m = len(suffixes[0])
+    out = []
+    for start in range(0, len(prompts), batch_size):
+        seqs = [list(p) + list(s)[:-1] for p, s in zip(prompts[start:start + batch_size], suffixes[start:start + batch_size])]
+        ids, mask = _left_pad(seqs, pad_id)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=m).logits
+        out.extend(logits.argmax(-1).tolist())
+    return out
+
+
+def memkit_engine(model, prompts, suffixes, pad_id, batch_size, drafted, **draft_options):
+    m = len(suffixes[0])
+    out = []
+    for start in range(0, len(prompts), batch_size):
+        result = greedy_decode(model, prompts[start:start + batch_size], m, pad_id,
+                               drafts=suffixes[start:start + batch_size] if drafted else None, **draft_options)
+        out.extend(result.generated_ids)
+    return out
+
+
+def build_workloads(lm, n: int, k: int, m: int, batch_size: int, seed: int = 0) -> dict[str, tuple[list, list]]:
+    """{workload: (prompts, suffixes)} — see the module docstring."""
+    rng = random.Random(seed)
+    tokenizer = lm.tokenizer
+    specials = leading_special_ids(tokenizer)
+    texts = _attractor_texts()
+    encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    encoded = [ids for ids in encoded if len(ids) >= k + m]
+    prompts = [specials + encoded[i % len(encoded)][:k] for i in range(n)]
+    own = memkit_engine(lm.model, prompts, [[0] * m] * n, pad_token_id(tokenizer), batch_size, drafted=False)
+    words = " ".join(texts).split()
+    shuffled_prompts, shuffled_suffixes = [], []
+    while len(shuffled_prompts) < n:
+        ids = tokenizer(" ".join(rng.sample(words, 3 * (k + m))), add_special_tokens=False)["input_ids"]
+        shuffled_prompts.append(specials + ids[:k])
+        shuffled_suffixes.append(ids[k:k + m])
+    return {"memorized": (prompts, own), "non-memorized": (shuffled_prompts, shuffled_suffixes)}
+
+
+def _timed(fn, repeats):
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def bench_model(name: str, n: int, k: int, m: int, batch_size: int, repeats: int, nocache_samples: int,
+                draft_options: dict | None = None) -> list[dict]:
+    lm = load_model(name, device="cpu")
+    model, pad = lm.model, pad_token_id(lm.tokenizer)
+    draft_options = draft_options or {}
+    rows = []
+    workloads = build_workloads(lm, n, k, m, batch_size)
+    warm = workloads["memorized"][0][:2]
+    hf_generate(model, warm, 2, pad, 2)  # first calls pay one-time setup costs: keep them out
+    hf_generate(model, warm, 2, pad, 2, use_cache=False)
+    for workload, (prompts, suffixes) in workloads.items():
+        t_gen, reference = _timed(lambda: hf_generate(model, prompts, m, pad, batch_size), repeats)
+        few = min(nocache_samples, n)
+        t_nc, nocache = _timed(lambda: hf_generate(model, prompts[:few], m, pad, few, use_cache=False), 1)
+        t_plain, plain = _timed(lambda: memkit_engine(model, prompts, suffixes, pad, batch_size, False), repeats)
+        t_draft, drafted = _timed(lambda: memkit_engine(model, prompts, suffixes, pad, batch_size, True, **draft_options), repeats)
+        t_floor, floor = _timed(lambda: teacher_forced_floor(model, prompts, suffixes, pad, batch_size), repeats)
+        timings = {
+            "generate": (t_gen, reference == reference),
+            "generate_nocache": (t_nc * n / few, nocache == reference[:few]),
+            "memkit_plain": (t_plain, plain == reference),
+            "memkit_drafted": (t_draft, drafted == reference),
+            "floor": (t_floor, floor == reference),
+        }
+        for method, (seconds, identical) in timings.items():
+            rows.append({
+                "model": name, "workload": workload, "method": method, "samples": n, "k": k, "m": m,
+                "batch_size": batch_size, "seconds": round(seconds, 2),
+                "x_floor": round(seconds / t_floor, 2), "x_generate": round(seconds / t_gen, 2),
+                "tokens_identical_to_generate": identical,
+                "note": f"timed on {few} samples, scaled" if method == "generate_nocache" else "",
+            })
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["gemma-3-270m", "smollm2-135m-instruct"])
+    parser.add_argument("--samples", type=int, default=32)
+    parser.add_argument("--prefix-tokens", "-k", type=int, default=32)
+    parser.add_argument("--suffix-tokens", "-m", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=1, help="median over this many runs per method")
+    parser.add_argument("--nocache-samples", type=int, default=4)
+    parser.add_argument("--first-draft", type=int, default=None, help="override the engine's first probe length")
+    parser.add_argument("--draft-growth", type=int, default=None, help="override the engine's chunk growth factor")
+    parser.add_argument("--out", type=Path, default=Path("build/bench"))
+    args = parser.parse_args(argv)
+    options = {key: value for key, value in (("first_draft", args.first_draft), ("draft_growth", args.draft_growth))
+               if value is not None}
+    rows = []
+    for name in args.models:
+        rows += bench_model(name, args.samples, args.prefix_tokens, args.suffix_tokens, args.batch_size,
+                            args.repeats, args.nocache_samples, options)
+    table = pd.DataFrame(rows)
+    table.attrs["threads"] = torch.get_num_threads()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.out / "bench.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(args.out / "bench.md") as tmp:
+        tmp.write_text(table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False))
+    shown = table[["model", "workload", "method", "seconds", "x_floor", "x_generate", "tokens_identical_to_generate"]]
+    with atomic_path(args.out / "bench.tex") as tmp:
+        tmp.write_text(shown.to_latex(index=False, float_format="%.2f"))
+    print(f"fp32, {torch.get_num_threads()} threads, {args.samples} samples, k={args.prefix_tokens}, "
+          f"m={args.suffix_tokens}, batch {args.batch_size}")
+    print(shown.to_string(index=False))
+    print(f"written: {args.out}/bench.csv, bench.md, bench.tex")
+    return 0
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
