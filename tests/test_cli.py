@@ -139,11 +139,12 @@ def test_extract_happy_path_and_rerun(capsys, dirs, tiny_model_dir, monkeypatch)
     # the plain engine writes the same tokens
     plain_out = outdir / "plain.parquet"
     rc, _, _ = run(capsys, extract_args(tiny_model_dir, data, plain_out, "--engine", "plain"))
-    assert rc == 0
+    assert rc == 0 and len(calls) == 3  # 5 samples in batches of 2
     plain = pd.read_parquet(plain_out)
     assert [list(x) for x in plain["generated_ids"]] == [list(x) for x in frame["generated_ids"]]
 
     # a different k is a different run: recomputed
+    calls.clear()
     rc, _, _ = run(capsys, extract_args(tiny_model_dir, data, out)[:-7] + ["-k", K + 1, "-m", M, "--no-progress"])
     assert rc == 0 and len(calls) == 1  # 5 samples, default batch size 16 -> one batch
     assert set(pd.read_parquet(out)["k"]) == {K + 1}

@@ -8,13 +8,13 @@
 
 from .decode import DecodeResult, greedy_decode
 from .errors import MemkitError
-from .extract import extract, run_extraction
+from .extract import cached_extract, extract, run_extraction
 from .metrics import score_continuation
 from .models import LoadedModel, list_models, load_model
 from .samples import Sample, make_samples, read_jsonl
 
 __all__ = [
-    "DecodeResult", "LoadedModel", "MemkitError", "Sample", "extract", "greedy_decode", "list_models",
+    "DecodeResult", "LoadedModel", "cached_extract", "MemkitError", "Sample", "extract", "greedy_decode", "list_models",
     "load_model", "make_samples", "read_jsonl", "run_extraction", "score_continuation",
 ]
 __version__ = "0.1.0"

@@ -161,3 +161,34 @@ def run_extraction(lm: LoadedModel, samples: Sequence[Sample], out: str | Path, 
     _write_parquet(result, out, {**config, "key": key})
     shutil.rmtree(parts)
     return result
+
+
+def code_version() -> str:
+    """Hash of the modules that determine extraction results (part of every cache key)."""
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for name in ("decode.py", "extract.py", "metrics.py", "samples.py"):
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def samples_fingerprint(samples: Sequence[Sample]) -> str:
+    payload = [(s.id, s.mode, s.prompt_ids, s.prefix_ids, s.suffix_ids) for s in samples]
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
+
+
+def cached_extract(lm: LoadedModel, samples: Sequence[Sample], batch_size: int = 16, progress: bool = True,
+                   cache_root: Path | None = None) -> pd.DataFrame:
+    """`extract` with an on-disk cache keyed by (model weights, samples, memkit code version).
+
+    Notebooks call this so that a warm `make paper` recomputes nothing, and a killed run
+    resumes from its finished batches.
+    """
+    from .paths import cache_dir
+
+    config = {"command": "cached_extract", "model": lm.name, "model_sha256": lm.sha256,
+              "samples": samples_fingerprint(samples), "code": code_version()}
+    root = Path(cache_root) if cache_root is not None else cache_dir() / "results"
+    root.mkdir(parents=True, exist_ok=True)
+    out = root / f"{run_config_hash({**config, 'batch_size': batch_size})}.parquet"
+    return run_extraction(lm, samples, out, config, batch_size=batch_size, progress=progress)

@@ -253,6 +253,9 @@ def load_model(spec: str, device: str = "auto", dtype: str = "float32", online: 
     except OSError as exc:
         raise MemkitError(f"cannot load model {spec!r} from {location}: {exc}".splitlines()[0]) from exc
     model.to(device).eval()
+    if sha is None and Path(str(location)).is_dir():  # fingerprint local weights for cache keys
+        weights = sorted(Path(str(location)).glob("*.safetensors"))
+        sha = hashlib.sha256("".join(file_sha256(w) for w in weights).encode()).hexdigest() if weights else None
     meta_file = Path(str(location)) / "memkit.json"
     meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
     return LoadedModel(
