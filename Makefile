@@ -5,9 +5,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.memkit-installed
 export TOKENIZERS_PARALLELISM := false
+export TRANSFORMERS_VERBOSITY := error
+export PYTHONWARNINGS := ignore
+
+# Paper notebooks, in dependency order. Each notebooks/<nb>.py (jupytext) runs with the full
+# settings of notebooks/params/<nb>.yml and writes figures/<...>; executed copies go to build/.
+NOTEBOOKS := tab_attractors fig_scale appendix_provenance
+EXECUTED := $(NOTEBOOKS:%=build/notebooks/%.ipynb)
+LIBRARY := $(wildcard src/memkit/*.py)
+PAPER_PDF := paper/main.pdf
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast bench clean-cache
+.PHONY: help setup test test-fast bench clean-cache paper notebooks nbval nbval-update lab latex
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,8 +31,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-test: $(STAMP) ## run the whole test suite (installs everything first)
-	$(PY) -m pytest -q tests
+test: $(STAMP) ## run the whole test suite incl. notebook regression (installs everything first)
+	$(PY) -m pytest -q tests --ignore=tests/notebooks
+	$(MAKE) nbval
 
 test-fast: $(STAMP) ## tests without the ones that load an embedded model
 	$(PY) -m pytest -q -m "not slow" tests
@@ -33,3 +43,44 @@ bench: $(STAMP) ## extraction benchmark: HF generate vs memkit vs the teacher-fo
 
 clean-cache: ## forget converted models (they are rebuilt on next use)
 	rm -rf "$${MEMKIT_CACHE:-$$HOME/.cache/memkit}/converted"
+
+notebooks: $(EXECUTED) ## execute the paper notebooks (only those whose inputs changed)
+
+build/notebooks/%.ipynb: notebooks/%.py notebooks/params/%.yml $(LIBRARY) $(STAMP)
+	@mkdir -p build/notebooks figures
+	$(VENV)/bin/jupytext --quiet --to ipynb --output build/notebooks/$*.input.ipynb notebooks/$*.py
+	$(VENV)/bin/papermill --cwd . --no-progress-bar build/notebooks/$*.input.ipynb build/notebooks/$*.run.ipynb \
+	    -f notebooks/params/$*.yml
+	mv build/notebooks/$*.run.ipynb $@
+
+build/notebooks/fig_scale.ipynb: build/notebooks/tab_attractors.ipynb
+build/notebooks/appendix_provenance.ipynb: build/bench/bench.csv build/notebooks/fig_scale.ipynb
+
+build/bench/bench.csv: src/memkit/bench.py src/memkit/decode.py $(STAMP)
+	$(PY) -m memkit.bench --out build/bench
+
+latex: ## install latexmk + TeX Live (Debian) when missing
+	@command -v latexmk >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends \
+	    texlive-latex-recommended latexmk >/dev/null; }
+
+paper: $(PAPER_PDF) ## rebuild the paper from nothing -> paper/main.pdf
+
+$(PAPER_PDF): paper/main.tex paper/refs.bib $(EXECUTED) | latex
+	cd paper && latexmk -pdf -interaction=nonstopmode -halt-on-error -quiet main.tex
+	@echo "paper: $(PAPER_PDF)"
+
+nbval: $(STAMP) ## regression-test the notebooks at their smoke settings against stored outputs
+	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+	    --nbval-sanitize-with tests/notebooks/sanitize.cfg tests/notebooks
+
+nbval-update: $(STAMP) ## re-execute the smoke notebooks and store their outputs for nbval
+	@for nb in $(NOTEBOOKS) ; do \
+	  $(VENV)/bin/jupytext --quiet --to ipynb --output build/$$nb.smoke.ipynb notebooks/$$nb.py && \
+	  $(VENV)/bin/papermill --cwd . --no-progress-bar build/$$nb.smoke.ipynb tests/notebooks/$$nb.ipynb || exit 1; \
+	done
+
+lab: $(STAMP) ## JupyterLab in the project environment (kernel "memkit" registered)
+	$(PY) -m ipykernel install --user --name memkit --display-name "Python (memkit)" >/dev/null
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
