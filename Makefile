@@ -11,6 +11,7 @@ export PYTHONWARNINGS := ignore
 # Paper notebooks, in dependency order. Each notebooks/<nb>.py (jupytext) runs with the full
 # settings of notebooks/params/<nb>.yml and writes figures/<...>; executed copies go to build/.
 NOTEBOOKS := tab_attractors fig_scale appendix_provenance
+SMOKE_NOTEBOOKS := $(NOTEBOOKS) explore
 EXECUTED := $(NOTEBOOKS:%=build/notebooks/%.ipynb)
 LIBRARY := $(wildcard src/memkit/*.py)
 PAPER_PDF := paper/main.pdf
@@ -76,7 +77,8 @@ nbval: $(STAMP) ## regression-test the notebooks at their smoke settings against
 	    --nbval-sanitize-with tests/notebooks/sanitize.cfg tests/notebooks
 
 nbval-update: $(STAMP) ## re-execute the smoke notebooks and store their outputs for nbval
-	@for nb in $(NOTEBOOKS) ; do \
+	@mkdir -p build
+	@for nb in $(SMOKE_NOTEBOOKS) ; do \
 	  $(VENV)/bin/jupytext --quiet --to ipynb --output build/$$nb.smoke.ipynb notebooks/$$nb.py && \
 	  $(VENV)/bin/papermill --cwd . --no-progress-bar build/$$nb.smoke.ipynb tests/notebooks/$$nb.ipynb || exit 1; \
 	done

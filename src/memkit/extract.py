@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .decode import LogitsTransform, greedy_decode
 from .errors import MemkitError

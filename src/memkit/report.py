@@ -18,7 +18,7 @@ from typing import Mapping
 
 import pandas as pd
 
-from .paths import PROJECT_ROOT, atomic_path
+from .paths import PROJECT_ROOT, atomic_path  # noqa: F401  (atomic_path re-exported for notebooks)
 
 MACRO_NAME = re.compile(r"^[A-Za-z]+$")
 PROVENANCE_PACKAGES = ("memkit", "torch", "transformers", "tokenizers", "accelerate", "gguf", "numpy", "pandas",
@@ -50,11 +50,12 @@ def write_macros(path: Path | str, numbers: Mapping[str, object], source: str) -
 
 
 def write_table(frame: pd.DataFrame, path: Path | str, source: str, caption: str | None = None,
-                label: str | None = None, column_format: str | None = None, escape: bool = True) -> Path:
+                label: str | None = None, column_format: str | None = None, escape: bool = True,
+                float_format: str | None = None) -> Path:
     """A booktabs table (pandas' LaTeX writer), wrapped in a table float when a caption is given."""
     path = Path(path)
     body = frame.to_latex(index=False, escape=escape, column_format=column_format, caption=caption, label=label,
-                          position="t" if caption else None)
+                          position="t" if caption else None, float_format=float_format)
     with atomic_path(path) as tmp:
         tmp.write_text(_header(source) + body)
     return path

@@ -1,0 +1,74 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Explore: does a model recite this text?
+#
+# Type a prompt (and, optionally, the text you expect next), pick a model and a prompting
+# mode, and see the greedy continuation beside the reference: matching tokens are green,
+# the rest red, with the probability the model gave each token. Models: `memkit models`.
+
+# %% tags=["parameters"]
+model = "smollm2-135m-instruct"  # or "gemma-3-270m", a folder, a .gguf file
+mode = "raw"  # "raw" (prefix as-is) or "chat" (as a user message through the chat template)
+prompt = "We the People of the United States, in Order to form a more perfect Union,"
+reference = " establish Justice, insure domestic Tranquility, provide for the common defence,"
+new_tokens = 12
+
+# %%
+import html
+import warnings
+
+import transformers
+from IPython.display import HTML, display
+
+import memkit
+from memkit.extract import pad_token_id
+from memkit.inspect import token_table
+
+warnings.filterwarnings("ignore")
+transformers.logging.set_verbosity_error()
+lm = memkit.load_model(model)
+sample = memkit.make_samples(lm, [{"id": "prompt", "prefix": prompt, "suffix": reference}],
+                             k=1, m=new_tokens, mode=mode)[0] if reference else None
+
+# %%
+if sample is None:  # no reference: plain greedy continuation of the prompt
+    prompt_ids = memkit.make_samples(lm, [{"id": "p", "prefix": prompt, "suffix": " x" * new_tokens}],
+                                     k=1, m=new_tokens, mode=mode)[0].prompt_ids
+    reference_ids = None
+else:
+    prompt_ids, reference_ids = sample.prompt_ids, sample.suffix_ids
+pad = pad_token_id(lm.tokenizer)
+generated = memkit.greedy_decode(lm.model, [prompt_ids], new_tokens, pad).generated_ids[0]
+table = token_table(lm, prompt_ids, generated, reference_ids)
+print("continuation:", repr(lm.tokenizer.decode(generated)))
+table.round(3)
+
+# %%
+def coloured(table) -> str:
+    """Generated tokens as HTML: green where they equal the reference, red elsewhere."""
+    spans = []
+    for row in table.itertuples():
+        colour = "#c8f7c5" if getattr(row, "match", False) else "#f7c5c5"
+        title = f"p={row.p_generated:.3f}"
+        spans.append(f'<span style="background:{colour}" title="{title}">{html.escape(row.generated)}</span>')
+    return "<p style='font-family:monospace'>" + "".join(spans) + "</p>"
+
+
+if reference_ids is not None:
+    exact = bool(table["match"].all())
+    print(f"{int(table['match'].sum())} of {len(table)} tokens match the reference; exact match: {exact}")
+display(HTML(coloured(table)))
