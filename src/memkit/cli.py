@@ -103,7 +103,8 @@ def cmd_extract(args: argparse.Namespace) -> None:
                            fast=args.engine == "drafted", progress=not args.no_progress)
     summary = frame[["exact_match", "token_match", "near_verbatim"]].mean()
     print(f"{args.out}: {len(frame)} samples, exact_match {summary['exact_match']:.3f}, "
-          f"token_match {summary['token_match']:.3f}, near_verbatim {summary['near_verbatim']:.3f}")
+          f"token_match {summary['token_match']:.3f}, near_verbatim {summary['near_verbatim']:.3f}, "
+          f"near-ties {int(frame['near_tie'].sum())} (top-2 logit gap < 1e-4: batch shape could flip those argmaxes)")
 
 
 def main(argv: list[str] | None = None) -> int:
