@@ -25,14 +25,16 @@ Two details keep this exact and cheap:
 from __future__ import annotations
 
 import copy
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, ContextManager, Sequence
 
 import torch
 
 NEAR_TIE = 1e-4  # top-1 minus top-2 logit below this: argmax may flip with batch shape
 
 LogitsTransform = Callable[[torch.Tensor], torch.Tensor]
+ForwardContext = Callable[[list[int]], ContextManager]
 
 
 @dataclass
@@ -113,8 +115,9 @@ def _sliding_window(model) -> int | None:
 class _Decoder:
     """State of one greedy_decode call (see module docstring for the algorithm)."""
 
-    def __init__(self, model, prompts, m, pad_id, drafts, logits_transform, first_draft, growth):
+    def __init__(self, model, prompts, m, pad_id, drafts, logits_transform, first_draft, growth, forward_context):
         self.model, self.m, self.pad_id = model, m, pad_id
+        self.context = forward_context
         self.drafts = drafts
         self.transform = logits_transform
         self.first_draft, self.growth = first_draft, growth
@@ -128,10 +131,11 @@ class _Decoder:
     # -- one forward pass ---------------------------------------------------------------
     def _forward(self, group: _Group, input_ids, new_mask, position_ids, n_logits) -> torch.Tensor:
         group.attention_mask = torch.cat([group.attention_mask, new_mask], dim=1)
-        out = self.model(
-            input_ids=input_ids, attention_mask=group.attention_mask, position_ids=position_ids,
-            past_key_values=group.cache, use_cache=True, logits_to_keep=n_logits,
-        )
+        with self.context(group.rows) if self.context is not None else nullcontext():
+            out = self.model(
+                input_ids=input_ids, attention_mask=group.attention_mask, position_ids=position_ids,
+                past_key_values=group.cache, use_cache=True, logits_to_keep=n_logits,
+            )
         group.cache = out.past_key_values
         self.passes += 1
         self.tokens += int(input_ids.numel())
@@ -265,12 +269,15 @@ def greedy_decode(
     logits_transform: LogitsTransform | None = None,
     first_draft: int = 4,
     draft_growth: int = 2,
+    forward_context: ForwardContext | None = None,
 ) -> DecodeResult:
     """Greedy-decode exactly `m` tokens after each prompt (batched, KV cache, no early stop).
 
     `drafts` (e.g. the true suffixes) only change the speed, never the tokens. A
     `logits_transform` is applied to every (batch, position, vocab) logits tensor before the
     argmax, so logit-level interventions work identically with or without drafts.
+    `forward_context(rows)` (rows = indices into `prompts` of the batch rows, in order) wraps
+    every forward pass, e.g. to install residual-stream hooks for exactly those samples.
     """
     if m <= 0:
         raise ValueError(f"m must be positive, got {m}")
@@ -280,5 +287,6 @@ def greedy_decode(
         raise ValueError("every prompt needs at least one token")
     if drafts is not None and len(drafts) != len(prompts):
         raise ValueError("drafts must be given for every prompt")
-    decoder = _Decoder(model, prompts, m, pad_id, drafts, logits_transform, first_draft, draft_growth)
+    decoder = _Decoder(model, prompts, m, pad_id, drafts, logits_transform, first_draft, draft_growth,
+                       forward_context)
     return decoder.run()

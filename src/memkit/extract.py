@@ -48,8 +48,12 @@ def plan_batches(samples: Sequence[Sample], batch_size: int) -> list[list[int]]:
 
 
 def extract_batch(lm: LoadedModel, batch: Sequence[Sample], fast: bool = True,
-                  logits_transform: LogitsTransform | None = None) -> pd.DataFrame:
-    """Decode one batch and score every continuation."""
+                  logits_transform: LogitsTransform | None = None, context_factory=None) -> pd.DataFrame:
+    """Decode one batch and score every continuation.
+
+    `context_factory(batch)` may return a per-forward context for `greedy_decode` (used by
+    embedding-level actions to hook exactly the rows of this batch).
+    """
     m_values = {len(s.suffix_ids) for s in batch}
     if len(m_values) != 1:
         raise MemkitError(f"all samples of a batch need the same suffix length m (got {sorted(m_values)})")
@@ -57,6 +61,7 @@ def extract_batch(lm: LoadedModel, batch: Sequence[Sample], fast: bool = True,
     result = greedy_decode(
         lm.model, [s.prompt_ids for s in batch], m, pad_token_id(lm.tokenizer),
         drafts=[s.suffix_ids for s in batch] if fast else None, logits_transform=logits_transform,
+        forward_context=context_factory(batch) if context_factory is not None else None,
     )
     decode = lm.tokenizer.decode
     rows = []
@@ -77,29 +82,33 @@ def extract_batch(lm: LoadedModel, batch: Sequence[Sample], fast: bool = True,
     return pd.DataFrame(rows)
 
 
-def _iter_batches(lm, samples, batches, fast, logits_transform, progress, desc) -> Iterator[tuple[int, pd.DataFrame]]:
+def _iter_batches(lm, samples, batches, fast, logits_transform, progress, desc,
+                  context_factory=None) -> Iterator[tuple[int, pd.DataFrame]]:
     bar = tqdm(total=len(samples), desc=desc, unit="sample", disable=not progress)
     try:
         for number, indices in batches:
-            frame = extract_batch(lm, [samples[i] for i in indices], fast, logits_transform)
+            frame = extract_batch(lm, [samples[i] for i in indices], fast, logits_transform, context_factory)
             bar.update(len(indices))
             yield number, frame
     finally:
         bar.close()
 
 
-def _in_input_order(frame: pd.DataFrame, samples: Sequence[Sample]) -> pd.DataFrame:
-    position = {s.id: i for i, s in enumerate(samples)}
-    frame = frame.assign(_order=frame["id"].map(position)).sort_values("_order", kind="stable")
+def _in_input_order(frame: pd.DataFrame, batches: Sequence[tuple[int, list[int]]]) -> pd.DataFrame:
+    """Rows of the concatenated batches, put back in sample order (by position: ids may repeat)."""
+    order = [i for _, indices in batches for i in indices]
+    frame = frame.assign(_order=order).sort_values("_order", kind="stable")
     return frame.drop(columns="_order").reset_index(drop=True)
 
 
 def extract(lm: LoadedModel, samples: Sequence[Sample], batch_size: int = 16, fast: bool = True,
-            logits_transform: LogitsTransform | None = None, progress: bool = True) -> pd.DataFrame:
+            logits_transform: LogitsTransform | None = None, progress: bool = True,
+            context_factory=None) -> pd.DataFrame:
     """Greedy continuation and every metric for each sample, as a DataFrame in input order."""
     batches = list(enumerate(plan_batches(samples, batch_size)))
-    frames = [f for _, f in _iter_batches(lm, samples, batches, fast, logits_transform, progress, lm.name)]
-    return _in_input_order(pd.concat(frames, ignore_index=True), samples)
+    frames = [f for _, f in _iter_batches(lm, samples, batches, fast, logits_transform, progress, lm.name,
+                                          context_factory)]
+    return _in_input_order(pd.concat(frames, ignore_index=True), batches)
 
 
 def run_config_hash(config: dict) -> str:
@@ -121,13 +130,16 @@ def read_run_config(path: str | Path) -> dict | None:
     """The run configuration stored in a memkit parquet file (None if absent)."""
     import pyarrow.parquet as pq
 
-    metadata = pq.read_schema(path).metadata or {}
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, ValueError):  # not a parquet file (pyarrow.ArrowInvalid is a ValueError)
+        return None
     return json.loads(metadata[b"memkit"]) if b"memkit" in metadata else None
 
 
 def run_extraction(lm: LoadedModel, samples: Sequence[Sample], out: str | Path, config: dict,
                    batch_size: int = 16, fast: bool = True, logits_transform: LogitsTransform | None = None,
-                   progress: bool = True) -> pd.DataFrame:
+                   progress: bool = True, context_factory=None) -> pd.DataFrame:
     """`extract`, written to `out` as parquet; resumable batch by batch after a kill.
 
     Each finished batch is saved as a shard in `<out>.parts/`; a rerun with the same
@@ -137,6 +149,8 @@ def run_extraction(lm: LoadedModel, samples: Sequence[Sample], out: str | Path, 
     out = Path(out)
     if not out.parent.is_dir():
         raise MemkitError(f"output directory does not exist: {out.parent}")
+    if out.is_dir():
+        raise MemkitError(f"output {out} is a directory; give the path of a .parquet file")
     config = {**config, "batch_size": batch_size, "ids": run_config_hash({"ids": [s.id for s in samples]})}
     key = run_config_hash(config)
     if out.exists() and (read_run_config(out) or {}).get("key") == key:
@@ -154,10 +168,11 @@ def run_extraction(lm: LoadedModel, samples: Sequence[Sample], out: str | Path, 
     done = sum(len(b) for n, b in batches) - sum(len(b) for _, b in todo)
     if done and progress:
         tqdm.write(f"resuming: {done} of {len(samples)} samples already done in {parts}")
-    for number, frame in _iter_batches(lm, samples, todo, fast, logits_transform, progress, lm.name):
+    for number, frame in _iter_batches(lm, samples, todo, fast, logits_transform, progress, lm.name,
+                                       context_factory):
         _write_parquet(frame, parts / f"part-{number:06d}.parquet", config)
     shards = [pd.read_parquet(parts / f"part-{n:06d}.parquet") for n, _ in batches]
-    result = _in_input_order(pd.concat(shards, ignore_index=True), samples)
+    result = _in_input_order(pd.concat(shards, ignore_index=True), batches)
     _write_parquet(result, out, {**config, "key": key})
     shutil.rmtree(parts)
     return result
