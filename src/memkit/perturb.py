@@ -84,10 +84,18 @@ def _forced_run(lm: LoadedModel, sample: Sample, action: Action, clean_generated
 
 
 def perturb(lm: LoadedModel, samples: Sequence[Sample], action: Action, batch_size: int = 16,
-            progress: bool = True, clean: pd.DataFrame | None = None, out=None, config: dict | None = None) -> pd.DataFrame:
-    """Metrics of the perturbed continuations (plus divergence from the clean run)."""
+            progress: bool = True, clean: pd.DataFrame | None = None, cache_prefix=None,
+            config: dict | None = None) -> pd.DataFrame:
+    """Metrics of the perturbed continuations (plus divergence from the clean run).
+
+    With `cache_prefix`, the clean and perturbed extractions are kept in
+    `<prefix>.clean.parquet` / `<prefix>.perturbed.parquet` (resumable, keyed by `config`).
+    """
     check_layer(lm, action.layer)
-    if clean is None:
+    if clean is None and cache_prefix is not None:
+        clean = run_extraction(lm, samples, f"{cache_prefix}.clean.parquet", {**(config or {}), "clean": True},
+                               batch_size=batch_size, progress=False)
+    elif clean is None:
         clean = extract(lm, samples, batch_size=batch_size, progress=False)
     clean_tokens = dict(zip(clean["id"], clean["generated_ids"]))
     if action.family == "shock":
@@ -96,8 +104,9 @@ def perturb(lm: LoadedModel, samples: Sequence[Sample], action: Action, batch_si
         run_samples = [apply_token_action(lm.tokenizer, s, action) for s in samples] if action.family == "token" else list(samples)
         transform = logits_transform(lm.tokenizer, action) if action.family == "logit" else None
         factory = (lambda batch: forward_context(lm, batch, action)) if action.family == "embedding" else None
-        if out is not None:
-            frame = run_extraction(lm, run_samples, out, {**(config or {}), **_action_columns(action)},
+        if cache_prefix is not None:
+            frame = run_extraction(lm, run_samples, f"{cache_prefix}.perturbed.parquet",
+                                   {**(config or {}), **_action_columns(action)},
                                    batch_size=batch_size, logits_transform=transform, progress=progress,
                                    context_factory=factory)
         else:
