@@ -17,6 +17,7 @@ continuation step; embedding actions also report every prompt position.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Sequence
 
 import pandas as pd
@@ -141,11 +142,9 @@ def _shock_frame(lm: LoadedModel, samples: Sequence[Sample], action: Action, cle
 def _pass(lm: LoadedModel, ids: Sequence[int], n_logits: int, edit=None, transform=None):
     """Residuals after every block and log-probs of the last n_logits positions."""
     tensor = torch.tensor([list(ids)], device=lm.device)
-    with record_residuals(lm.model) as store:
-        if edit is not None:
-            with residual_edit(lm.model, edit[0], edit[1]):
-                logits = lm.model(input_ids=tensor, logits_to_keep=n_logits).logits[0].float()
-        else:
+    # the edit hook is registered first, so the recording hook sees the edited residual
+    with residual_edit(lm.model, *edit) if edit is not None else nullcontext():
+        with record_residuals(lm.model) as store:
             logits = lm.model(input_ids=tensor, logits_to_keep=n_logits).logits[0].float()
     if transform is not None:
         logits = transform(logits)
