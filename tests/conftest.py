@@ -2,19 +2,31 @@
 
 The tiny model (GPT-NeoX, 2 layers, hidden 64) is built from scratch in a temporary folder in
 well under a second, so most tests never touch a real checkpoint. Tests marked `slow` load
-the embedded SmolLM2-135M-Instruct (converted once into the real memkit cache).
+the embedded SmolLM2-135M-Instruct or Gemma-3-270M (converted once into the real memkit cache).
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import random
 
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One intra-op thread per torch process (override by exporting OMP_NUM_THREADS). Results do not
+# depend on it; on a shared 2-core machine, two multi-threaded torch processes slow each other
+# down ten-fold or worse, while one thread costs little for these small batches.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_configure(config):
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    hf_logging.disable_progress_bar()  # no tqdm bars from save_pretrained/from_pretrained in tests
+
 
 # The cache the session started with: SmolLM2 is converted there once and reused by later runs.
 REAL_CACHE = os.environ.get("MEMKIT_CACHE")
@@ -98,6 +110,15 @@ def build_tiny_model(folder) -> None:
     tokenizer.save_pretrained(folder)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    """Everything except the embedded-model fixtures uses a throw-away MEMKIT_CACHE, so tests
+    (and the CLI subprocesses they start) never write into the user's real cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEMKIT_CACHE", str(tmp_path_factory.mktemp("memkit-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models") / "tiny-neox"
@@ -130,6 +151,14 @@ def smollm2():
 
     with _real_cache():  # converted once (about 35 s on an empty cache), < 1 s afterwards
         return memkit.load_model("smollm2-135m-instruct", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def gemma():
+    import memkit
+
+    with _real_cache():  # assembled and converted once (about a minute on an empty cache)
+        return memkit.load_model("gemma-3-270m", device="cpu")
 
 
 @pytest.fixture

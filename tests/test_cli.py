@@ -6,16 +6,19 @@ import importlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
+from transformers import GPTNeoXForCausalLM
 
 from memkit.cli import main
 
-from conftest import BASE_TEXT, smollm2_gguf_path
+from conftest import BASE_TEXT, _real_cache, smollm2_gguf_path
 
 extract_module = importlib.import_module("memkit.extract")
 
@@ -102,8 +105,6 @@ def test_models_lists_embedded_models_on_an_empty_cache(capsys, empty_cache):
 
 @pytest.mark.slow
 def test_models_shows_converted_smollm2(capsys, smollm2):
-    from conftest import _real_cache
-
     with _real_cache():
         rc, out, err = run(capsys, ["models"])
     assert rc == 0
@@ -145,7 +146,8 @@ def test_extract_happy_path_and_rerun(capsys, dirs, tiny_model_dir, monkeypatch)
 
     # a different k is a different run: recomputed
     calls.clear()
-    rc, _, _ = run(capsys, extract_args(tiny_model_dir, data, out)[:-7] + ["-k", K + 1, "-m", M, "--no-progress"])
+    argv = ["extract", "--model", tiny_model_dir, "--input", data, "--out", out, "-k", K + 1, "-m", M, "--no-progress"]
+    rc, _, _ = run(capsys, argv)
     assert rc == 0 and len(calls) == 1  # 5 samples, default batch size 16 -> one batch
     assert set(pd.read_parquet(out)["k"]) == {K + 1}
 
@@ -317,17 +319,70 @@ def test_model_folder_without_config(capsys, dirs):
     assert_no_output(outdir)
 
 
-def test_error_in_a_real_process_is_one_line(dirs, tiny_model_dir):
-    """Out of process, so library warnings or progress bars printed to the real stderr would show."""
+@pytest.mark.parametrize("case", ["chat-on-base", "truncated-gguf"])
+def test_error_in_a_real_process_is_one_line(dirs, tiny_model_dir, empty_cache, case):
+    """Out of process, so warnings, log records or progress bars that reach the real stderr show."""
     inp, outdir = dirs
     data = write_jsonl(inp / "data.jsonl", records(2))
+    if case == "chat-on-base":
+        argv = extract_args(tiny_model_dir, data, outdir / "r.parquet", "--mode", "chat")
+        expected = "chat template"
+    else:
+        truncated = inp / "smollm2-truncated.gguf"
+        with open(smollm2_gguf_path(), "rb") as fh:
+            truncated.write_bytes(fh.read(2 * 1024 * 1024))
+        argv = extract_args(truncated, data, outdir / "r.parquet")
+        expected = "truncated"
     script = Path(sys.executable).parent / "memkit"
-    argv = [str(a) for a in extract_args(tiny_model_dir, data, outdir / "r.parquet", "--mode", "chat")]
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run([str(script), *argv], capture_output=True, text=True, timeout=300, env=env)
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}  # MEMKIT_CACHE: the empty test cache
+    proc = subprocess.run([str(script), *map(str, argv)], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 2
     assert proc.stdout == ""
     lines = proc.stderr.strip("\n").splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("memkit: error: ") and "chat template" in lines[0]
+    assert lines[0].startswith("memkit: error: ") and expected in lines[0]
     assert_no_output(outdir)
+    assert cached_models(empty_cache) == []
+
+
+def test_output_is_a_directory(capsys, dirs, tiny_model_dir):
+    inp, outdir = dirs
+    data = write_jsonl(inp / "data.jsonl", records(2))
+    target = outdir / "results"
+    target.mkdir()
+    rc, out, err = run(capsys, extract_args(tiny_model_dir, data, target))
+    assert_one_line_error(rc, out, err, "is a directory", "results")
+    assert list(target.iterdir()) == [] and [p.name for p in outdir.iterdir()] == ["results"]
+
+
+def test_input_not_utf8(capsys, dirs, tiny_model_dir):
+    inp, outdir = dirs
+    data = inp / "data.jsonl"
+    data.write_bytes(b'{"id": "a", "text": "caf\xe9 au lait"}\n')
+    rc, out, err = run(capsys, extract_args(tiny_model_dir, data, outdir / "r.parquet"))
+    assert_one_line_error(rc, out, err, "data.jsonl:1:", "UTF-8")
+    assert_no_output(outdir)
+
+
+def test_rerun_with_another_model_of_the_same_folder_name_recomputes(capsys, tmp_path, tiny_model_dir):
+    """Two different model folders both called `model`: a rerun into the same --out must not
+    return the first model's results."""
+    first, second = tmp_path / "a" / "model", tmp_path / "b" / "model"
+    shutil.copytree(tiny_model_dir, first)
+    shutil.copytree(tiny_model_dir, second)
+    model = GPTNeoXForCausalLM.from_pretrained(tiny_model_dir)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.5)
+    model.save_pretrained(second)
+
+    data = write_jsonl(tmp_path / "data.jsonl", records(3))
+    out, fresh = tmp_path / "r.parquet", tmp_path / "fresh.parquet"
+    assert run(capsys, extract_args(first, data, out))[0] == 0
+    before = [list(x) for x in pd.read_parquet(out)["generated_ids"]]
+    assert run(capsys, extract_args(second, data, out))[0] == 0
+    assert run(capsys, extract_args(second, data, fresh))[0] == 0
+    after = [list(x) for x in pd.read_parquet(out)["generated_ids"]]
+    assert after == [list(x) for x in pd.read_parquet(fresh)["generated_ids"]]
+    assert after != before  # the perturbed model really continues differently

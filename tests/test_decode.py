@@ -15,6 +15,7 @@ import pytest
 import torch
 from transformers import LogitsProcessor
 
+import memkit
 from memkit import DecodeResult, greedy_decode, make_samples
 from memkit.extract import pad_token_id
 
@@ -313,3 +314,25 @@ def test_smollm2_drafted_schedules_and_mixed_drafts(smollm2, smol_case):
         result = greedy_decode(smollm2.model, prompts, SMOL_M, pad, drafts=drafts,
                                first_draft=first_draft, draft_growth=growth)
         assert result.generated_ids == reference
+
+
+# -- Gemma-3-270M (base model: <bos> prompts, sliding-window attention layers, real memorisation) --
+@pytest.mark.slow
+def test_gemma_drafted_equals_generate_and_recites_the_preamble(gemma):
+    m = 20
+    samples = []
+    for key, k in [("preamble", 16), ("genesis", 24), ("lorem", 6), ("keeper", 11)]:
+        samples += make_samples(gemma, [{"id": key, "text": SMOL_TEXTS[key]}], k=k, m=m, mode="raw")
+    bos = gemma.tokenizer.bos_token_id
+    assert all(s.prompt_ids[0] == bos for s in samples)
+    prompts = [list(s.prompt_ids) for s in samples]
+    pad = pad_token_id(gemma.tokenizer)
+    reference = [hf_greedy(gemma.model, p, m, pad) for p in prompts]
+    plain = greedy_decode(gemma.model, prompts, m, pad)
+    assert plain.generated_ids == reference, f"near ties: {plain.near_ties}"
+    frame = memkit.extract(gemma, samples, batch_size=4, progress=False)  # drafted with the true suffixes
+    assert [list(ids) for ids in frame["generated_ids"]] == reference
+    rows = frame.set_index("id")
+    # DESIGN.md: Gemma-3-270M recites the preamble verbatim; the fixture's keeper text is unknown to it
+    assert bool(rows.loc["preamble", "exact_match"]) is True and rows.loc["preamble", "token_match"] == 1.0
+    assert bool(rows.loc["keeper", "exact_match"]) is False

@@ -325,3 +325,43 @@ def test_run_extraction_missing_output_directory(tiny_lm, samples, tmp_path):
     with pytest.raises(MemkitError, match="output directory does not exist"):
         memkit.run_extraction(tiny_lm, samples, out, CONFIG, progress=False)
     assert not (tmp_path / "no-such-dir").exists()
+
+
+def test_extract_input_order_with_repeated_ids(tiny_lm):
+    """The same ids in two sample lists (e.g. raw and chat, or two k values) still come back in
+    input order, each row with its own sample's data."""
+    texts = [line for line in BASE_TEXT.splitlines() if line][:4]
+    long_k = make_samples(tiny_lm, texts, k=K + 6, m=M)  # longer prompts: planned into later batches
+    short_k = make_samples(tiny_lm, texts, k=K, m=M)
+    samples = long_k + short_k
+    assert [s.id for s in samples] == ["0", "1", "2", "3"] * 2
+    for batch_size in (1, 3, 16):
+        frame = memkit.extract(tiny_lm, samples, batch_size=batch_size, progress=False)
+        assert [list(x) for x in frame["prefix_ids"]] == [list(s.prefix_ids) for s in samples]
+        assert list(frame["k"]) == [K + 6] * 4 + [K] * 4
+
+
+def test_run_extraction_input_order_with_repeated_ids(tiny_lm, tmp_path):
+    texts = [line for line in BASE_TEXT.splitlines() if line][:3]
+    samples = make_samples(tiny_lm, texts, k=K + 5, m=M) + make_samples(tiny_lm, texts, k=K, m=M)
+    result = memkit.run_extraction(tiny_lm, samples, tmp_path / "r.parquet", CONFIG, batch_size=2, progress=False)
+    assert [list(x) for x in result["prefix_ids"]] == [list(s.prefix_ids) for s in samples]
+    back = pd.read_parquet(tmp_path / "r.parquet")
+    assert [list(x) for x in back["prefix_ids"]] == [list(s.prefix_ids) for s in samples]
+
+
+def test_run_extraction_output_is_a_directory(tiny_lm, samples, tmp_path):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    with pytest.raises(MemkitError, match="is a directory"):
+        memkit.run_extraction(tiny_lm, samples, folder, CONFIG, progress=False)
+    assert list(folder.iterdir()) == []
+
+
+def test_run_extraction_overwrites_a_file_that_is_not_parquet(tiny_lm, samples, tmp_path):
+    out = tmp_path / "run.parquet"
+    out.write_text("an old, unrelated file")
+    result = memkit.run_extraction(tiny_lm, samples, out, CONFIG, batch_size=3, progress=False)
+    assert len(result) == len(samples)
+    assert read_run_config(out)["key"]
+    assert len(pd.read_parquet(out)) == len(samples)

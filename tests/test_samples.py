@@ -218,4 +218,13 @@ def test_chat_mode_with_smollm2(smollm2):
     assert prompt_text.endswith("<|im_start|>assistant\n")
     assert len(chat.prompt_ids) > len(raw.prompt_ids)
     # SmolLM2 adds no leading special token in raw mode: the raw prompt is the prefix itself
-    assert raw.prompt_ids == tuple(leading_special_ids(tokenizer)) + raw.prefix_ids
+    assert leading_special_ids(tokenizer) == []
+    assert raw.prompt_ids == raw.prefix_ids
+
+
+def test_read_jsonl_invalid_utf8_names_the_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(json.dumps({"id": "a", "text": "fine"}).encode() + b"\n" + b'{"id": "b", "text": "caf\xe9"}\n')
+    with pytest.raises(MemkitError, match="UTF-8") as info:
+        read_jsonl(path)
+    assert f"{path}:2:" in str(info.value)

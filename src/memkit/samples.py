@@ -39,8 +39,12 @@ def read_jsonl(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise MemkitError(f"input file not found: {path}")
     records, seen = [], set()
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise MemkitError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
             if not line.strip():
                 continue
             try:
