@@ -80,11 +80,15 @@ def run_model(lm: LoadedModel, records: Sequence[dict], k: int, m: int, modes: S
 def run_grid(specs: Iterable[str], records: Sequence[dict], k: int, m: int, modes: Sequence[str] = MODES,
              short: Mapping[str, Sequence[int]] | None = None, batch_size: int = 16, progress: bool = False,
              loader: Callable[[str], LoadedModel] = load_model) -> pd.DataFrame:
-    """`run_model` for each model spec in turn (loaded with `loader`), concatenated in spec order."""
+    """`run_model` for each model spec in turn (loaded with `loader`), concatenated in spec order.
+
+    A `spec` column keeps the spec each row came from (the `model` column is the loaded name).
+    """
     frames = []
     for spec in specs:
         lm = loader(spec)
-        frames.append(run_model(lm, records, k, m, modes, short, batch_size, progress))
+        frame = run_model(lm, records, k, m, modes, short, batch_size, progress)
+        frames.append(frame.assign(spec=spec))
         del lm
         gc.collect()
     if not frames:
@@ -106,3 +110,98 @@ def add_verdicts(frame: pd.DataFrame, biderman_m: int = 32) -> pd.DataFrame:
         mem_near_verbatim=frame["near_verbatim"].astype(bool),
         mem_seed=frame["seed_memorized"].astype(bool),
     )
+
+
+#: One letter per rule, in the order used by `rule_letters` (table legends use the same letters).
+RULE_LETTERS: dict[str, str] = {"mem_exact": "E", "mem_biderman": "B", "mem_near_verbatim": "N", "mem_seed": "S"}
+
+
+def rule_letters(frame: pd.DataFrame, none: str = "--") -> pd.Series:
+    """A compact verdict per row: the letters of the rules that call it memorized (e.g. "EBNS")."""
+    letters = pd.Series("", index=frame.index)
+    for column, letter in RULE_LETTERS.items():
+        letters = letters + frame[column].map({True: letter, False: ""})
+    return letters.replace("", none)
+
+
+def summarize(frame: pd.DataFrame, long_prefix: int = 16, seed_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per (spec or model, mode) of a verdict frame (see `add_verdicts`), in first-seen order.
+
+    Columns: `spec` (when the frame has it), `model`, `mode`, `n_params`, `is_instruct`, `n` (rows), one `<rule>_count` and `<rule>_rate` per
+    rule in `RULES`, `any_count` (memorized under at least one rule), `max_seed_score`,
+    `max_seed_score_seed_ids` (over `seed_ids` only, NaN when none is given), the mean and
+    maximum `prefix_match_len`, and `long_prefix_count` (rows whose first `long_prefix`
+    suffix tokens are reproduced). Filter the frame first (e.g. attractors vs controls).
+    """
+    rows = []
+    key = "spec" if "spec" in frame.columns else "model"
+    for (name, mode), group in frame.groupby([key, "mode"], sort=False):
+        row = {key: name, "model": group["model"].iloc[0], "mode": mode, "n_params": int(group["n_params"].iloc[0]),
+               "is_instruct": bool(group["is_instruct"].iloc[0]), "n": len(group)}
+        for column in RULES:
+            row[f"{column}_count"] = int(group[column].sum())
+            row[f"{column}_rate"] = float(group[column].mean())
+        row["any_count"] = int(group[list(RULES)].any(axis=1).sum())
+        row["max_seed_score"] = float(group["seed_score"].max())
+        chosen = group[group["id"].isin(list(seed_ids))] if seed_ids is not None else group.iloc[:0]
+        row["max_seed_score_seed_ids"] = float(chosen["seed_score"].max()) if len(chosen) else float("nan")
+        row["mean_prefix_match_len"] = float(group["prefix_match_len"].mean())
+        row["max_prefix_match_len"] = int(group["prefix_match_len"].max())
+        row["long_prefix_count"] = int((group["prefix_match_len"] >= group["m"].clip(upper=long_prefix)).sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+_DIGITS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
+
+
+def macro_key(name: str) -> str:
+    """A letters-only LaTeX macro fragment for a model or mode name.
+
+    `"smollm2-135m-instruct"` -> `"SmollmTwoOneThreeFiveMInstruct"`; notebooks may map
+    names to shorter keys themselves and use this only as the fallback.
+    """
+    parts, word = [], ""
+    for ch in str(name):
+        if ch.isascii() and ch.isalpha():
+            word += ch
+            continue
+        if word:
+            parts.append(word[0].upper() + word[1:])
+            word = ""
+        if ch.isdigit():
+            parts.append(_DIGITS[int(ch)])
+    if word:
+        parts.append(word[0].upper() + word[1:])
+    key = "".join(parts)
+    if not key:
+        raise ValueError(f"cannot make a macro name from {name!r}")
+    return key
+
+
+def fit_float(path, font: str = r"\small", width: str | None = r"\linewidth", position: str | None = None) -> None:
+    """Make a table float written by `report.write_table` fit the page, in place.
+
+    Adds `\\centering` and a font size after `\\begin{table}`, optionally scales the tabular
+    to `width` with `\\resizebox` and replaces the float position (e.g. "p" for a page of its
+    own). The generated header line and everything else stay as written.
+    """
+    from pathlib import Path
+
+    from .paths import atomic_path
+
+    path = Path(path)
+    text = path.read_text()
+    lines = text.split("\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith(r"\begin{table}"))
+    if position is not None:
+        lines[start] = f"\\begin{{table}}[{position}]"
+    lines.insert(start + 1, f"\\centering{font}")
+    if width is not None:
+        begin = next(i for i, line in enumerate(lines) if line.startswith(r"\begin{tabular}"))
+        lines.insert(begin, f"\\resizebox{{{width}}}{{!}}{{%")
+        end = next(i for i, line in enumerate(lines) if line.startswith(r"\end{tabular}"))
+        lines[end] = lines[end] + "%"
+        lines.insert(end + 1, "}")
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines))
