@@ -76,9 +76,9 @@ nbval: $(STAMP) ## regression-test the notebooks at their smoke settings against
 	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 	    --nbval-sanitize-with tests/notebooks/sanitize.cfg tests/notebooks
 
-nbval-update: $(STAMP) ## re-execute the smoke notebooks and store their outputs for nbval
+nbval-update: $(STAMP) ## re-execute the smoke notebooks (or NB="a b") and store their outputs for nbval
 	@mkdir -p build
-	@for nb in $(SMOKE_NOTEBOOKS) ; do \
+	@for nb in $(or $(NB),$(SMOKE_NOTEBOOKS)) ; do \
 	  $(VENV)/bin/jupytext --quiet --to ipynb --output build/$$nb.smoke.ipynb notebooks/$$nb.py && \
 	  $(VENV)/bin/papermill --cwd . --no-progress-bar build/$$nb.smoke.ipynb tests/notebooks/$$nb.ipynb || exit 1; \
 	done

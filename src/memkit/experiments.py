@@ -13,6 +13,7 @@ next one is loaded, so a long list of model specs (e.g. the organism zoo) fits i
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
@@ -21,6 +22,7 @@ from .errors import MemkitError
 from .extract import cached_extract
 from .metrics import NEAR_VERBATIM_THRESHOLD, SEED_SCORE_THRESHOLD
 from .models import LoadedModel, load_model
+from .paths import atomic_path
 from .samples import MODES, make_samples
 
 #: Verdict columns added by `add_verdicts`, with the rule each one applies (for captions and docs).
@@ -127,8 +129,9 @@ def rule_letters(frame: pd.DataFrame, none: str = "--") -> pd.Series:
 def summarize(frame: pd.DataFrame, long_prefix: int = 16, seed_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per (spec or model, mode) of a verdict frame (see `add_verdicts`), in first-seen order.
 
-    Columns: `spec` (when the frame has it), `model`, `mode`, `n_params`, `is_instruct`, `n` (rows), one `<rule>_count` and `<rule>_rate` per
-    rule in `RULES`, `any_count` (memorized under at least one rule), `max_seed_score`,
+    Columns: `spec` (when the frame has it), `model`, `mode`, `n_params`, `is_instruct`, `n`
+    (rows), one `<rule>_count` and `<rule>_rate` per rule in `RULES`, `any_count` (memorized
+    under at least one rule), `max_seed_score`,
     `max_seed_score_seed_ids` (over `seed_ids` only, NaN when none is given), the mean and
     maximum `prefix_match_len`, and `long_prefix_count` (rows whose first `long_prefix`
     suffix tokens are reproduced). Filter the frame first (e.g. attractors vs controls).
@@ -179,17 +182,14 @@ def macro_key(name: str) -> str:
     return key
 
 
-def fit_float(path, font: str = r"\small", width: str | None = r"\linewidth", position: str | None = None) -> None:
+def fit_float(path: Path | str, font: str = r"\small", width: str | None = r"\linewidth",
+              position: str | None = None) -> None:
     """Make a table float written by `report.write_table` fit the page, in place.
 
     Adds `\\centering` and a font size after `\\begin{table}`, optionally scales the tabular
     to `width` with `\\resizebox` and replaces the float position (e.g. "p" for a page of its
     own). The generated header line and everything else stay as written.
     """
-    from pathlib import Path
-
-    from .paths import atomic_path
-
     path = Path(path)
     text = path.read_text()
     lines = text.split("\n")
