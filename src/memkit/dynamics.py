@@ -1,0 +1,681 @@
+"""Controlled dynamics: phase transitions, layer sensitivity and shock recovery under actions.
+
+    clean = memkit.cached_extract(lm, samples, progress=False)
+    groups = memorization_groups(clean, threshold=0.9)        # id -> memorized / control / other
+    samples, clean, groups = dynamics_samples(lm, records, k=32, m=32, clean_m=64)  # all of the above
+    runs = alpha_sweep(lm, samples, clean, "embed_random", [0, .25, .5, 1], layer=4, seeds=(0, 1))
+    table = transition_table(runs.assign(group=runs["id"].map(groups)), n_boot=200, seed=0)
+    ranking = rank_robustness(table)                            # per model x action family
+    shocks = shock_sweep(lm, samples, clean, alphas=[1, 2], positions=[8])
+
+Used by the paper notebooks `fig_phase`, `fig_layers` and `tab_shock`.
+
+Retention. Every perturbed run is compared with the model's own *clean* greedy continuation
+(the run with alpha = 0): `retention` is the Biderman score (fraction of the m positions equal)
+and `exact_retention` the exact match (all m equal), both with the clean continuation as the
+reference. For a memorized sample (clean continuation = true text) this is the ordinary
+Biderman score / exact match against the true text, which is also kept (`token_match`,
+`exact_match`); for a non-memorized control it measures the same thing -- how much of what the
+model would have said survives the action -- where the true text says nothing (the model never
+produced it). Because the clean continuation is used as the decoding draft, a run that keeps
+its continuation costs one verification pass whatever the sample.
+
+Batching. `alpha_sweep` decodes every (sample, alpha, seed) of one action kind in the same
+batches: token actions are just other prompts; embedding and logit actions get a per-row edit
+(`EmbeddingEdit` of `memkit.actions` per row; the `logits_transform` of each row's action
+applied through a forward hook on the model output). The tokens are those of
+`memkit.perturb.perturb` run one alpha at a time (tested), at a fraction of the cost.
+
+Phase transitions. A decreasing logistic with a floor,
+    r(alpha) = floor + (1 - floor) / (1 + exp((alpha - mid) / tau)),
+is fitted (scipy `curve_fit`, several deterministic starts) to the mean retention curve of a
+group of samples. The critical alpha* is where the fitted curve crosses 0.5 (half of the clean
+continuation lost): alpha* = mid + tau * ln(0.5 / (0.5 - floor)); it is NaN when the curve never
+falls to 0.5 (floor >= 0.5) or crosses beyond the largest alpha of the grid. The 95 % confidence
+interval comes from a bootstrap over samples (fixed seed; a replicate without a crossing counts
+as +inf, so an open upper end reads "beyond the grid"). The transition width is the alpha range
+over which the fitted drop goes from 10 % to 90 % of its full size, 2 tau ln 9; the drop is
+called *sharp* when that width is smaller than alpha* itself (`sharp_below` = 1), *gradual*
+otherwise.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, replace
+from typing import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .actions import FAMILIES, Action, EmbeddingEdit, apply_token_action, check_layer, logits_transform
+from .extract import extract
+from .hooks import residual_edit
+from .metrics import exact_match, prefix_match_len, token_match
+from .models import LoadedModel
+from .perturb import observe, perturb, relock_step
+from .samples import Sample
+
+#: Kinds whose effect depends on the action seed (random positions, tokens or directions).
+SEEDED_KINDS = frozenset({"insert_rare", "substitute_rare", "delete", "typo", "embed_random", "embed_noise"})
+#: Group labels given by `memorization_groups`.
+GROUPS = ("memorized", "control", "other")
+LN9 = math.log(9.0)
+
+
+# -- samples and groups ----------------------------------------------------------------------------
+def memorization_groups(clean: pd.DataFrame, threshold: float = 0.9, metric: str = "token_match",
+                        control_category: str = "control", category_column: str = "meta_category") -> pd.Series:
+    """Label each clean-run row: `memorized` (metric >= threshold, or exact match), `control` (records
+    of `control_category`, e.g. shuffled texts, whatever they score) or `other`. Indexed by id."""
+    is_control = (clean[category_column] == control_category) if category_column in clean else False
+    recited = (clean[metric] >= threshold) | clean["exact_match"].astype(bool)
+    labels = np.where(is_control, "control", np.where(recited, "memorized", "other"))
+    return pd.Series(labels, index=clean["id"].to_numpy(), name="group")
+
+
+def with_clean_reference(samples: Sequence[Sample], clean: pd.DataFrame) -> list[Sample]:
+    """The samples with their suffix replaced by the model's clean greedy continuation.
+
+    The true suffix is kept in `meta["true_suffix_ids"]`. Decoding drafts and every metric of
+    `extract`/`perturb` then refer to what the model itself said without an action.
+    """
+    generated = dict(zip(clean["id"], clean["generated_ids"]))
+    return [replace(s, suffix_ids=tuple(int(t) for t in generated[s.id]),
+                    meta={**s.meta, "true_suffix_ids": list(s.suffix_ids)}) for s in samples]
+
+
+def dynamics_samples(lm: LoadedModel, records: Sequence[dict], k: int, m: int, clean_m: int | None = None,
+                     threshold: float = 0.9, max_memorized: int | None = None, max_controls: int | None = None,
+                     batch_size: int = 16) -> tuple[list[Sample], pd.DataFrame, pd.Series]:
+    """The samples of a dynamics experiment: the memorized records of this model and the controls.
+
+    Runs (or reads from the cache of `cached_extract`) the clean greedy extraction of every
+    record long enough for k + clean_m tokens, with suffix length `clean_m` (default m; Table 1
+    uses 64, so passing its settings reuses its cached runs), cuts it to m tokens
+    (`clean_prefix`), labels the records with `memorization_groups(threshold)` and keeps the
+    memorized ones and the controls (the first `max_memorized` / `max_controls` in record
+    order). Returns (samples with suffix length m, their clean runs, the groups of *every*
+    record run, indexed by id).
+    """
+    from .extract import cached_extract
+    from .samples import make_samples
+
+    clean_m = m if clean_m is None else clean_m
+    if clean_m < m:
+        raise ValueError(f"clean_m ({clean_m}) must be >= m ({m})")
+    tokenizer = lm.tokenizer
+    usable = [r for r in records if "text" not in r
+              or len(tokenizer(r["text"], add_special_tokens=False)["input_ids"]) >= k + clean_m]
+    clean = clean_prefix(cached_extract(lm, make_samples(lm, usable, k=k, m=clean_m), batch_size=batch_size,
+                                        progress=False), m)
+    groups = memorization_groups(clean, threshold)
+    memorized = [i for i in clean["id"] if groups[i] == "memorized"][:max_memorized]
+    controls = [i for i in clean["id"] if groups[i] == "control"][:max_controls]
+    keep = set(memorized) | set(controls)
+    chosen = [r for r in usable if str(r["id"]) in keep]
+    samples = make_samples(lm, chosen, k=k, m=m)
+    clean = clean[clean["id"].isin(keep)].reset_index(drop=True)
+    return samples, clean, groups
+
+
+def distinct_share(tokens: Sequence[int]) -> float:
+    """Share of distinct tokens in a continuation: low for repetition loops ("the the the ...")."""
+    tokens = list(tokens)
+    return len(set(tokens)) / len(tokens) if tokens else float("nan")
+
+
+def make_action(kind: str, alpha: float, layer: int | None = None, seed: int = 0, position: int | None = None,
+                direction: torch.Tensor | None = None) -> Action:
+    """An `Action` of `kind`, passing `layer` only to embedding kinds and `direction` only to embed_direction."""
+    family = FAMILIES[kind]
+    return Action(kind, alpha=float(alpha), layer=layer if family == "embedding" else None, seed=int(seed),
+                  position=position, direction=direction if kind == "embed_direction" else None)
+
+
+# -- batched alpha sweeps --------------------------------------------------------------------------
+@contextmanager
+def _row_logits(model, transforms: Sequence) -> Iterator[None]:
+    """Apply transforms[b] to the output logits of batch row b (None leaves the row alone)."""
+
+    def hook(module, args, output):
+        if all(t is None for t in transforms):
+            return output
+        logits = output.logits
+        rows = [row if t is None else t(row.float()).to(row.dtype) for row, t in zip(logits, transforms)]
+        output.logits = torch.stack(rows)
+        return output
+
+    handle = model.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _direction_at(direction, layer: int | None):
+    return direction.get(layer) if isinstance(direction, Mapping) else direction
+
+
+def _row_context_factory(lm: LoadedModel, kind: str, direction, position: int | None = None):
+    """A `context_factory` for `extract`: each batch row carries its alpha, seed and layer in its meta.
+
+    Embedding kinds install one residual hook per layer present in the batch; each hook edits
+    only its own rows, with the `EmbeddingEdit` of that row's action. Logit kinds transform
+    each row's logits with the `logits_transform` of that row's action.
+    """
+    family = FAMILIES[kind]
+    unit_edits: dict[tuple, EmbeddingEdit] = {}  # (id, prompt, seed, layer) -> edit at alpha 1 (mean norm reused)
+
+    def embedding_edit(sample: Sample, alpha: float, seed: int, layer: int):
+        if alpha == 0:
+            return None
+        key = (sample.id, sample.prompt_ids, seed, layer)
+        if key not in unit_edits:
+            unit = make_action(kind, 1.0, layer, seed, position=position, direction=_direction_at(direction, layer))
+            unit_edits[key] = EmbeddingEdit(lm, [sample], unit)
+        edit = copy.copy(unit_edits[key])
+        edit.action = replace(edit.action, alpha=alpha)
+        edit.scales = [alpha * scale for scale in edit.scales]
+        return edit._edit([0])
+
+    def factory(batch: Sequence[Sample]):
+        settings = [(float(s.meta["sweep_alpha"]), int(s.meta["sweep_seed"]), s.meta["sweep_layer"]) for s in batch]
+        if family == "embedding":
+            edits = [embedding_edit(s, a, seed, layer) for s, (a, seed, layer) in zip(batch, settings)]
+            layers = sorted({layer for (a, _, layer) in settings if a > 0})
+
+            def layer_edit(layer: int, rows: list[int]):
+                mine = [edits[r] if settings[r][2] == layer else None for r in rows]
+
+                def edit(hidden, positions):
+                    if all(e is None for e in mine):
+                        return hidden
+                    return torch.cat([hidden[b : b + 1] if e is None else e(hidden[b : b + 1], positions[b : b + 1])
+                                      for b, e in enumerate(mine)])
+                return edit
+
+            @contextmanager
+            def context(rows):
+                with ExitStack() as stack:
+                    for layer in layers:
+                        stack.enter_context(residual_edit(lm.model, layer, layer_edit(layer, rows)))
+                    yield
+            return context
+        transforms = [logits_transform(lm.tokenizer, make_action(kind, a, seed=seed)) for a, seed, _ in settings]
+        return lambda rows: _row_logits(lm.model, [transforms[r] for r in rows])
+
+    return factory
+
+
+def _sweep(lm: LoadedModel, samples: Sequence[Sample], clean: pd.DataFrame, kind: str,
+           settings: Sequence[tuple[float, int, int | None]], direction=None, position: int | None = None,
+           batch_size: int = 32) -> pd.DataFrame:
+    """Every sample under every (alpha, seed, layer) setting of `kind`, in one batched extraction."""
+    family = FAMILIES[kind]
+    if family == "shock":
+        raise ValueError("force_token shocks the continuation itself: use shock_sweep")
+    if any(alpha < 0 for alpha, _, _ in settings):
+        raise ValueError("alphas must be >= 0")
+    if family == "embedding" and any(layer is None for _, _, layer in settings):
+        raise ValueError(f"{kind} needs a layer")
+    for _, _, layer in settings:
+        check_layer(lm, layer if family == "embedding" else None)
+    reference = with_clean_reference(samples, clean)
+    plan, runs = [], []
+    for sample in reference:
+        for alpha, seed, layer in settings:
+            layer = layer if family == "embedding" else None
+            plan.append((sample, alpha, seed, layer))
+            if alpha == 0:
+                continue
+            run = sample
+            if family == "token":
+                run = apply_token_action(lm.tokenizer, sample, make_action(kind, alpha, seed=seed, position=position))
+            runs.append(replace(run, meta={**run.meta, "sweep_alpha": alpha, "sweep_seed": seed, "sweep_layer": layer}))
+    generated: list[list[int]] = []
+    if runs:
+        factory = None if family == "token" else _row_context_factory(lm, kind, direction, position)
+        frame = extract(lm, runs, batch_size=batch_size, progress=False, context_factory=factory)
+        generated = [[int(t) for t in g] for g in frame["generated_ids"]]
+    rows, done = [], iter(generated)
+    for sample, alpha, seed, layer in plan:
+        reference_ids = list(sample.suffix_ids)
+        tokens = reference_ids if alpha == 0 else next(done)
+        truth = sample.meta["true_suffix_ids"]
+        kept = prefix_match_len(tokens, reference_ids)
+        rows.append({
+            "id": sample.id, "model": lm.name, "kind": kind, "family": family, "alpha": alpha, "seed": seed,
+            "layer": -1 if layer is None else int(layer),
+            "retention": token_match(tokens, reference_ids), "exact_retention": exact_match(tokens, reference_ids),
+            "prefix_retention": kept / len(reference_ids), "divergence_step": -1 if tokens == reference_ids else kept,
+            "token_match": token_match(tokens, truth), "exact_match": exact_match(tokens, truth),
+            "generated_ids": tokens,
+        })
+    return pd.DataFrame(rows)
+
+
+def _seeds_for(kind: str, seeds: Iterable[int]) -> list[int]:
+    seeds = list(dict.fromkeys(int(s) for s in seeds))
+    if not seeds:
+        raise ValueError("give at least one seed")
+    return seeds if kind in SEEDED_KINDS else seeds[:1]
+
+
+def alpha_sweep(lm: LoadedModel, samples: Sequence[Sample], clean: pd.DataFrame, kind: str, alphas: Iterable[float],
+                layer: int | None = None, seeds: Iterable[int] = (0,), direction=None, position: int | None = None,
+                batch_size: int = 32) -> pd.DataFrame:
+    """Retention of every sample under `kind` at every alpha (and seed), in one batched extraction.
+
+    One row per (sample, alpha, seed), in that order: `id`, `model`, `kind`, `family`, `alpha`,
+    `seed`, `layer` (-1 unless embedding), `retention`, `exact_retention`, `prefix_retention`
+    (leading tokens kept / m), `divergence_step` (-1: unchanged), `token_match` / `exact_match`
+    against the true suffix, and `generated_ids`. alpha = 0 rows are the clean run itself (no
+    decoding). Kinds that do not depend on the seed (not in `SEEDED_KINDS`) run with the first
+    seed only. `direction` (embed_direction): a unit vector, or a {layer: vector} mapping.
+    `force_token` is not a sweep kind: see `shock_sweep`.
+    """
+    settings = [(float(a), seed, layer) for a in alphas for seed in _seeds_for(kind, seeds)]
+    return _sweep(lm, samples, clean, kind, settings, direction, position, batch_size)
+
+
+def layer_sweep(lm: LoadedModel, samples: Sequence[Sample], clean: pd.DataFrame, layers: Iterable[int],
+                alphas: Iterable[float], kind: str = "embed_random", seeds: Iterable[int] = (0,), direction=None,
+                batch_size: int = 32) -> pd.DataFrame:
+    """`alpha_sweep` of an embedding kind at every layer, all (layer, alpha, seed) rows in one extraction.
+
+    One row per (sample, layer, alpha, seed); alpha = 0 rows are shared by every layer (the clean run).
+    """
+    if FAMILIES[kind] != "embedding":
+        raise ValueError(f"layer_sweep needs an embedding kind, not {kind}")
+    settings = [(float(a), seed, int(layer)) for layer in layers for a in alphas for seed in _seeds_for(kind, seeds)]
+    return _sweep(lm, samples, clean, kind, settings, direction, None, batch_size)
+
+
+def clean_prefix(clean: pd.DataFrame, m: int) -> pd.DataFrame:
+    """A clean-run frame cut to its first m continuation tokens, metrics recomputed on them.
+
+    Greedy decoding is prefix-consistent, so the first m tokens of an m' > m run are the m-token
+    run: a table made with a long suffix (e.g. Table 1's m = 64) serves shorter sweeps.
+    Recomputes `generated_ids`, `suffix_ids`, `token_match`, `exact_match`, `prefix_match_len`, `m`.
+    """
+    if (clean["m"] < m).any():
+        raise ValueError(f"clean runs shorter than m = {m}")
+    generated = [[int(t) for t in g][:m] for g in clean["generated_ids"]]
+    suffix = [[int(t) for t in s][:m] for s in clean["suffix_ids"]]
+    return clean.assign(generated_ids=generated, suffix_ids=suffix, m=m,
+                        token_match=[token_match(g, s) for g, s in zip(generated, suffix)],
+                        exact_match=[exact_match(g, s) for g, s in zip(generated, suffix)],
+                        prefix_match_len=[prefix_match_len(g, s) for g, s in zip(generated, suffix)])
+
+
+# -- sigmoid fit and critical alpha -------------------------------------------------------------------
+def sigmoid(alpha, mid: float, tau: float, floor: float):
+    """Decreasing logistic from 1 to `floor`, centred on `mid`, of scale `tau`."""
+    from scipy.special import expit
+
+    return floor + (1.0 - floor) * expit(-(np.asarray(alpha, dtype=float) - mid) / tau)
+
+
+@dataclass(frozen=True)
+class TransitionFit:
+    """A fitted retention curve (see the module docstring for every definition)."""
+
+    alpha_star: float  # fitted alpha where retention = 0.5 (NaN: no crossing inside the grid)
+    mid: float
+    tau: float
+    floor: float
+    width: float  # 2 tau ln 9: alpha range of the 90 % -> 10 % part of the drop
+    rel_width: float  # width / alpha_star
+    verdict: str  # "sharp", "gradual", or "none" (no transition within the grid)
+    rmse: float
+    alpha_max: float
+    note: str = ""
+    alpha_min: float = float("nan")  # smallest nonzero alpha of the grid (resolution limit)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _nan_fit(alpha_max: float, note: str, rmse: float = float("nan")) -> TransitionFit:
+    nan = float("nan")
+    return TransitionFit(nan, nan, nan, nan, nan, nan, "none", rmse, alpha_max, note, nan)
+
+
+def _grid_start(x: np.ndarray, y: np.ndarray, alpha_max: float, grid: np.ndarray) -> list[float]:
+    """Best (mid, tau, floor) on a dense grid (floor solved by least squares): the curve_fit start.
+
+    A deterministic global search, so the local optimiser never starts in the wrong basin.
+    """
+    from scipy.special import expit
+
+    smallest = grid[grid > 0].min()
+    mids = np.unique(np.concatenate([np.linspace(-0.5 * alpha_max, 1.5 * alpha_max, 121),
+                                     np.geomspace(smallest / 8, alpha_max, 40)]))
+    taus = np.geomspace(alpha_max * 1e-4, 3 * alpha_max, 30)
+    s = expit(-(x[None, None, :] - mids[:, None, None]) / taus[None, :, None])  # (mid, tau, point)
+    # y = s + floor * (1 - s): least-squares floor, clipped to [0, 1]
+    u = 1.0 - s
+    floor = np.clip(((y - s) * u).sum(-1) / np.maximum((u * u).sum(-1), 1e-12), 0.0, 1.0)
+    sse = ((s + floor[..., None] * u - y) ** 2).sum(-1)
+    i, j = np.unravel_index(np.argmin(sse), sse.shape)
+    return [float(mids[i]), float(taus[j]), float(floor[i, j])]
+
+
+def fit_sigmoid(alphas: Sequence[float], values: Sequence[float], sharp_below: float = 1.0) -> TransitionFit:
+    """Fit `sigmoid` to a retention curve and derive alpha*, the width and the sharp/gradual verdict.
+
+    `alphas` (>= 0) and `values` (retention in [0, 1], typically the mean over samples) are
+    paired. Deterministic: a dense grid search gives the start of `curve_fit` (bounded least squares).
+    """
+    from scipy.optimize import curve_fit
+
+    x = np.asarray(alphas, dtype=float)
+    y = np.asarray(values, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError("alphas and values must have the same length")
+    keep = np.isfinite(y)
+    x, y = x[keep], y[keep]
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    alpha_max = float(x.max()) if len(x) else float("nan")
+    if len(np.unique(x)) < 3 or not alpha_max > 0:
+        return _nan_fit(alpha_max, "fewer than 3 alpha values")
+    grid = np.unique(x)
+    alpha_min = float(grid[grid > 0].min())
+    start = _grid_start(x, y, alpha_max, grid)
+    lower, upper = [-alpha_max, alpha_max * 1e-4, 0.0], [3 * alpha_max, 3 * alpha_max, 1.0]
+    best, best_sse = np.asarray(start), float(np.sum((sigmoid(x, *start) - y) ** 2))
+    try:
+        params, _ = curve_fit(sigmoid, x, y, p0=np.clip(start, lower, upper), bounds=(lower, upper), maxfev=2000)
+        sse = float(np.sum((sigmoid(x, *params) - y) ** 2))
+        if sse < best_sse:
+            best, best_sse = params, sse
+    except (RuntimeError, ValueError):  # keep the grid optimum
+        pass
+    mid, tau, floor = (float(v) for v in best)
+    rmse = math.sqrt(best_sse / len(x))
+    width = 2 * tau * LN9
+    if floor >= 0.5:
+        return TransitionFit(float("nan"), mid, tau, floor, width, float("nan"), "none", rmse, alpha_max,
+                             "retention stays above 0.5", alpha_min)
+    alpha_star = mid + tau * math.log(0.5 / (0.5 - floor))
+    if alpha_star > alpha_max:
+        return TransitionFit(float("nan"), mid, tau, floor, width, float("nan"), "none", rmse, alpha_max,
+                             "crossing beyond the grid", alpha_min)
+    alpha_star = max(alpha_star, 0.0)
+    rel_width = width / alpha_star if alpha_star > 0 else float("inf")
+    note = "below the smallest alpha" if alpha_star < alpha_min else ""
+    verdict = "sharp" if rel_width < sharp_below else "gradual"
+    return TransitionFit(alpha_star, mid, tau, floor, width, rel_width, verdict, rmse, alpha_max, note, alpha_min)
+
+
+def sample_curves(runs: pd.DataFrame, value: str = "retention") -> pd.DataFrame:
+    """Per-sample curve: `value` averaged over action seeds, wide (rows: id, columns: alpha)."""
+    return runs.pivot_table(index="id", columns="alpha", values=value, aggfunc="mean").sort_index()
+
+
+def bootstrap_alpha_star(curves: pd.DataFrame, n_boot: int = 200, seed: int = 0, level: float = 0.95,
+                         sharp_below: float = 1.0) -> dict:
+    """alpha* of the mean curve with a bootstrap confidence interval over samples.
+
+    `curves`: one row per sample, one column per alpha (see `sample_curves`). Returns `fit`
+    (the `TransitionFit` of the mean curve), `ci_low`, `ci_high` (NaN with fewer than 2
+    samples; +inf when more than the upper tail of replicates has no crossing in the grid)
+    and `n_samples`. Replicates resample the samples with replacement (numpy generator
+    seeded with `seed`); a replicate without a crossing counts as +inf.
+    """
+    alphas = np.asarray(curves.columns, dtype=float)
+    values = curves.to_numpy(dtype=float)
+    fit = fit_sigmoid(alphas, np.nanmean(values, axis=0), sharp_below)
+    n = values.shape[0]
+    result = {"fit": fit, "ci_low": float("nan"), "ci_high": float("nan"), "n_samples": n}
+    if n < 2 or n_boot <= 0:
+        return result
+    rng = np.random.default_rng(seed)
+    stars = np.empty(n_boot)
+    fitted: dict[tuple, float] = {}  # the mean curve depends only on the multiset of picked samples
+    for b in range(n_boot):
+        pick = tuple(sorted(rng.integers(0, n, size=n).tolist()))
+        if pick not in fitted:
+            fitted[pick] = fit_sigmoid(alphas, np.nanmean(values[list(pick)], axis=0), sharp_below).alpha_star
+        stars[b] = np.inf if math.isnan(fitted[pick]) else fitted[pick]
+    tail = (1 - level) / 2
+    result["ci_low"] = float(np.quantile(stars, tail, method="lower"))
+    result["ci_high"] = float(np.quantile(stars, 1 - tail, method="higher"))
+    return result
+
+
+def transition_table(runs: pd.DataFrame, value: str = "retention", by: Sequence[str] = ("model", "kind", "group"),
+                     n_boot: int = 200, seed: int = 0, level: float = 0.95, sharp_below: float = 1.0) -> pd.DataFrame:
+    """One fitted transition per group of `runs` (rows of `alpha_sweep` with the `by` columns).
+
+    Columns: the `by` keys, `family`, `value`, `n_samples`, `alpha_star`, `ci_low`, `ci_high`,
+    `mid`, `tau`, `floor`, `width`, `rel_width`, `verdict`, `rmse`, `alpha_max`, `note`, and
+    `mean_retention` (mean of the curve over the nonzero alphas: grid-dependent, used to break
+    ties). Groups come in first-seen order.
+    """
+    rows = []
+    for keys, part in runs.groupby(list(by), sort=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        curves = sample_curves(part, value)
+        boot = bootstrap_alpha_star(curves, n_boot=n_boot, seed=seed, level=level, sharp_below=sharp_below)
+        fit = boot["fit"].as_dict()
+        mean_curve = curves.mean(axis=0)
+        nonzero = mean_curve[mean_curve.index > 0]
+        rows.append({**dict(zip(by, keys)), "family": FAMILIES.get(part["kind"].iloc[0], "") if "kind" in part else "",
+                     "value": value, "n_samples": boot["n_samples"], **fit, "ci_low": boot["ci_low"],
+                     "ci_high": boot["ci_high"], "mean_retention": float(nonzero.mean()) if len(nonzero) else float("nan")})
+    columns = list(by) + ["family", "value", "n_samples", "alpha_star", "ci_low", "ci_high", "mid", "tau", "floor",
+                          "width", "rel_width", "verdict", "rmse", "alpha_min", "alpha_max", "note", "mean_retention"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def rank_robustness(table: pd.DataFrame, group: str = "memorized", within: Sequence[str] = ("model", "family"),
+                    control: str = "control") -> pd.DataFrame:
+    """Rank the action kinds by how well `group` samples withstand them, within each model x family.
+
+    Alphas are only comparable inside a family (same unit), so ranks are too. Rank 1 is the
+    most robust: the largest alpha* (no crossing within the grid counts as largest), ties
+    broken by the higher mean retention over the grid. Adds `ctrl_alpha_star`,
+    `ctrl_mean_retention` and `mem_over_ctrl` (alpha* of `group` / alpha* of `control`: > 1
+    means the group is more robust than the controls to this action; unit-free, NaN when
+    either alpha* is undefined) from the `control` rows of the table.
+    """
+    mine = table[table["group"] == group].copy()
+    ctrl = table[table["group"] == control].set_index(["model", "kind"])
+    keys = list(zip(mine["model"], mine["kind"]))
+    mine["ctrl_alpha_star"] = [ctrl["alpha_star"].get(key, np.nan) for key in keys]
+    mine["ctrl_mean_retention"] = [ctrl["mean_retention"].get(key, np.nan) for key in keys]
+    mine["mem_over_ctrl"] = mine["alpha_star"] / mine["ctrl_alpha_star"]
+    strength = mine["alpha_star"].fillna(np.inf)
+    mine = mine.assign(_strength=strength, _tiebreak=mine["mean_retention"].fillna(-np.inf))
+    mine = mine.sort_values(list(within) + ["_strength", "_tiebreak"], ascending=[True] * len(within) + [False, False],
+                            kind="stable")
+    mine["rank"] = mine.groupby(list(within), sort=False).cumcount() + 1
+    return mine.drop(columns=["_strength", "_tiebreak"]).reset_index(drop=True)
+
+
+def more_robust(table: pd.DataFrame, group: str = "memorized", control: str = "control") -> pd.DataFrame:
+    """Per model x kind: does `group` keep more of its continuation than `control`?
+
+    Compares alpha* when both are defined, else the mean retention over the grid (a curve
+    without a crossing is the more robust one). Columns: model, kind, family, `group_wins`
+    (True: `group` more robust), `by` ("alpha*" or "mean retention").
+    """
+    rows = []
+    ctrl = table[table["group"] == control].set_index(["model", "kind"])
+    for row in table[table["group"] == group].itertuples():
+        if (row.model, row.kind) not in ctrl.index:
+            continue
+        other = ctrl.loc[(row.model, row.kind)]
+        if not math.isnan(row.alpha_star) and not math.isnan(other["alpha_star"]):
+            wins, basis = row.alpha_star > other["alpha_star"], "alpha*"
+        else:
+            wins, basis = row.mean_retention > other["mean_retention"], "mean retention"
+        rows.append({"model": row.model, "kind": row.kind, "family": row.family, "group_wins": bool(wins), "by": basis})
+    return pd.DataFrame(rows, columns=["model", "kind", "family", "group_wins", "by"])
+
+
+# -- state distance and KL profiles -----------------------------------------------------------------
+def fragility_profiles(lm: LoadedModel, samples: Sequence[Sample], clean: pd.DataFrame, action: Action
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-sample observables of `memkit.perturb.observe` on the clean continuation.
+
+    Returns (layers, steps): `layers` [id, layer, rel_distance] is the relative state distance
+    |h - h~| / |h| averaged over the continuation positions (so token and embedding actions are
+    comparable), `steps` [id, step, kl, same] the KL(p_clean || p_perturbed) of every step.
+    """
+    generated = dict(zip(clean["id"], clean["generated_ids"]))
+    layer_frames, step_frames = [], []
+    for sample in samples:
+        states, steps = observe(lm, sample, action, list(generated[sample.id]))
+        continuation = states[states["step"] >= 0]
+        layer_frames.append(continuation.groupby(["id", "layer"], sort=True, as_index=False)["rel_distance"].mean())
+        step_frames.append(steps[["id", "step", "kl", "same"]])
+    return pd.concat(layer_frames, ignore_index=True), pd.concat(step_frames, ignore_index=True)
+
+
+@torch.inference_mode()
+def typical_coordinate_alpha(lm: LoadedModel, samples: Sequence[Sample], layer: int) -> float:
+    """The embedding-action alpha whose push per coordinate equals a typical coordinate of the state.
+
+    A push of alpha * mean|h| spread over d coordinates has alpha * mean|h| / sqrt(d) per
+    coordinate; this returns sqrt(d) * median|h_i| / mean|h| after block `layer`, over the prompt
+    positions after the leading special tokens (median over samples). It is about 0.67 for an
+    isotropic Gaussian state and much smaller when a few huge dimensions dominate the norm, which
+    is why the same alpha is a stronger push in some models than in others.
+    """
+    from .hooks import record_residuals
+    from .samples import leading_special_ids
+
+    check_layer(lm, layer)
+    start = len(leading_special_ids(lm.tokenizer))
+    values = []
+    for sample in samples:
+        with record_residuals(lm.model) as store:
+            lm.model(input_ids=torch.tensor([list(sample.prompt_ids)], device=lm.device), logits_to_keep=1)
+        hidden = store[layer][0][0, start:].float()
+        values.append(math.sqrt(hidden.shape[-1]) * float(hidden.abs().median()) / float(hidden.norm(dim=-1).mean()))
+    return float(np.median(values)) if values else float("nan")
+
+
+# -- mid-sequence shocks ------------------------------------------------------------------------------
+def relock(generated: Sequence[int], reference: Sequence[int], after: int, max_shift: int = 0,
+           min_tail: int = 1) -> tuple[int, int]:
+    """(step, shift): the first step s >= `after` from which `generated` follows `reference` to the end.
+
+    With shift d, generated[s + i] == reference[s + d + i] for every i while both sequences
+    last (d > 0: the model skipped d reference tokens; d < 0: it repeats or inserted tokens);
+    at least `min_tail` tokens must be compared, so a lucky last token is not a recovery.
+    Shifts are tried in the order 0, 1, -1, 2, -2, ... up to `max_shift`. (-1, 0) if never.
+    With max_shift = 0 and min_tail = 1 this is `memkit.perturb.relock_step`.
+    """
+    generated, reference = list(generated), list(reference)
+    m = len(generated)
+    shifts = [0] + [d for k in range(1, max_shift + 1) for d in (k, -k)]
+    for start in range(max(after, 0), m):
+        for shift in shifts:
+            lo = start + shift
+            if lo < 0:
+                continue
+            length = min(m - start, len(reference) - lo)
+            if length >= min_tail and generated[start : start + length] == reference[lo : lo + length]:
+                return start, shift
+    return -1, 0
+
+
+def shock_sweep(lm: LoadedModel, samples: Sequence[Sample], clean: pd.DataFrame, alphas: Iterable[int],
+                positions: Iterable[int], max_shift: int = 2, min_tail: int = 4) -> pd.DataFrame:
+    """`force_token` shocks at each (alpha forced tokens, position) and how the continuation recovers.
+
+    The shock and the recovery refer to the clean greedy continuation (for memorized samples,
+    the true text). One row per (sample, alpha, position): `shock_step`, `shock_tokens`,
+    `relocked` / `relock_after` (aligned re-lock, at least `min_tail` tokens, steps counted
+    from the end of the shock), `relocked_shifted` / `relock_shift` / `relock_after_shifted`
+    (also allowing the continuation to resume up to `max_shift` tokens ahead or behind),
+    `retention_after` (fraction of the steps after the shock equal to the clean continuation),
+    `truth_relocked` (aligned re-lock on the true suffix, `memkit.perturb.relock_step`, the
+    library's own definition), `token_match` against the true suffix and `generated_ids`.
+    """
+    reference = with_clean_reference(samples, clean)
+    frames = []
+    for alpha in alphas:
+        for position in positions:
+            frame = perturb(lm, reference, Action("force_token", alpha=float(alpha), position=int(position)),
+                            clean=clean, progress=False)
+            frames.append(frame)
+    truth = {s.id: list(s.suffix_ids) for s in samples}
+    clean_ids = {s.id: list(s.suffix_ids) for s in reference}
+    rows = []
+    for frame in frames:
+        for row in frame.itertuples():
+            after = int(row.shock_step) + int(row.shock_tokens)
+            generated, ref = list(row.generated_ids), clean_ids[row.id]
+            aligned, _ = relock(generated, ref, after, max_shift=0, min_tail=min_tail)
+            shifted, shift = relock(generated, ref, after, max_shift=max_shift, min_tail=min_tail)
+            tail = len(ref) - after
+            kept = sum(g == r for g, r in zip(generated[after:], ref[after:]))
+            rows.append({
+                "id": row.id, "model": row.model, "alpha": int(row.alpha), "position": int(row.action_position),
+                "shock_step": int(row.shock_step), "shock_tokens": int(row.shock_tokens), "m": len(ref),
+                "relocked": aligned >= 0, "relock_after": aligned - after if aligned >= 0 else -1,
+                "relocked_shifted": shifted >= 0, "relock_shift": shift,
+                "relock_after_shifted": shifted - after if shifted >= 0 else -1,
+                "retention_after": kept / tail if tail > 0 else float("nan"),
+                "truth_relocked": relock_step(generated, truth[row.id], after) >= 0,
+                "token_match": token_match(generated, truth[row.id]), "generated_ids": generated,
+            })
+    return pd.DataFrame(rows)
+
+
+def shock_summary(shocks: pd.DataFrame, by: Sequence[str] = ("model", "group")) -> pd.DataFrame:
+    """Re-lock rates and steps per group of a `shock_sweep` frame (with a `group` column).
+
+    Columns: the `by` keys, `n` (shocked runs), `relock_rate`, `relock_shifted_rate`,
+    `median_relock_after` (median steps after the shock, re-locked runs only, NaN if none),
+    `mean_retention_after`, `truth_relock_rate`.
+    """
+    rows = []
+    for keys, part in shocks.groupby(list(by), sort=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        locked = part.loc[part["relocked"], "relock_after"]
+        rows.append({**dict(zip(by, keys)), "n": len(part), "relock_rate": float(part["relocked"].mean()),
+                     "relock_shifted_rate": float(part["relocked_shifted"].mean()),
+                     "median_relock_after": float(locked.median()) if len(locked) else float("nan"),
+                     "mean_retention_after": float(part["retention_after"].mean()),
+                     "truth_relock_rate": float(part["truth_relocked"].mean())})
+    return pd.DataFrame(rows)
+
+
+# -- formatting helpers for tables and macros ----------------------------------------------------------
+def format_alpha(value: float, digits: int = 2, alpha_min: float | None = None) -> str:
+    """A magnitude for the paper: '--' for NaN, '$\\infty$' for +inf, '$<$a' below the grid's resolution."""
+    if value is None or math.isnan(value):
+        return "--"
+    if math.isinf(value):
+        return "$\\infty$"
+    if alpha_min is not None and not math.isnan(alpha_min) and value < alpha_min:
+        return f"$<${format_alpha(alpha_min, digits)}"
+    return f"{value:.{digits}g}" if value < 0.1 else f"{value:.{digits}f}"
+
+
+def format_ci(low: float, high: float, alpha_max: float, digits: int = 2, alpha_min: float | None = None) -> str:
+    """'[lo, hi]'; an end at +inf (replicates without a crossing) reads '$>$alpha_max', both: '$>$alpha_max'."""
+    if math.isnan(low) or math.isnan(high):
+        return "--"
+    beyond = f"$>${format_alpha(alpha_max, digits)}"
+    if math.isinf(low):
+        return beyond
+    hi = beyond if math.isinf(high) else format_alpha(high, digits, alpha_min)
+    return f"[{format_alpha(low, digits, alpha_min)}, {hi}]"
+
+
+__all__ = ["GROUPS", "SEEDED_KINDS", "TransitionFit", "alpha_sweep", "bootstrap_alpha_star", "clean_prefix",
+           "distinct_share", "dynamics_samples", "fit_sigmoid",
+           "format_alpha", "format_ci", "fragility_profiles", "layer_sweep", "make_action", "memorization_groups",
+           "more_robust", "rank_robustness", "relock", "sample_curves", "shock_summary", "shock_sweep", "sigmoid",
+           "transition_table", "typical_coordinate_alpha", "with_clean_reference"]
