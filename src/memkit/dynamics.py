@@ -1,14 +1,14 @@
 """Controlled dynamics: phase transitions, layer sensitivity and shock recovery under actions.
 
-    clean = memkit.cached_extract(lm, samples, progress=False)
-    groups = memorization_groups(clean, threshold=0.9)        # id -> memorized / control / other
-    samples, clean, groups = dynamics_samples(lm, records, k=32, m=32, clean_m=64)  # all of the above
+    samples, clean, groups = dynamics_samples(lm, records, k=32, m=24, clean_m=64)  # recited + controls
     runs = alpha_sweep(lm, samples, clean, "embed_random", [0, .25, .5, 1], layer=4, seeds=(0, 1))
     table = transition_table(runs.assign(group=runs["id"].map(groups)), n_boot=200, seed=0)
     ranking = rank_robustness(table)                            # per model x action family
     shocks = shock_sweep(lm, samples, clean, alphas=[1, 2], positions=[8])
 
-Used by the paper notebooks `fig_phase`, `fig_layers` and `tab_shock`.
+Used by the paper notebooks `fig_phase`, `fig_layers` and `tab_shock`. `dynamics_samples` picks
+the attractors a model recites (clean Biderman score >= threshold, `memorization_groups`) and
+the shuffled-text controls.
 
 Retention. Every perturbed run is compared with the model's own *clean* greedy continuation
 (the run with alpha = 0): `retention` is the Biderman score (fraction of the m positions equal)
@@ -28,7 +28,7 @@ applied through a forward hook on the model output). The tokens are those of
 
 Phase transitions. A decreasing logistic with a floor,
     r(alpha) = floor + (1 - floor) / (1 + exp((alpha - mid) / tau)),
-is fitted (scipy `curve_fit`, several deterministic starts) to the mean retention curve of a
+is fitted (scipy `curve_fit`, started from a dense grid search) to the mean retention curve of a
 group of samples. The critical alpha* is where the fitted curve crosses 0.5 (half of the clean
 continuation lost): alpha* = mid + tau * ln(0.5 / (0.5 - floor)); it is NaN when the curve never
 falls to 0.5 (floor >= 0.5) or crosses beyond the largest alpha of the grid. The 95 % confidence
