@@ -14,7 +14,7 @@ import pytest
 
 import memkit
 from memkit.actions import Action
-from memkit.dynamics import (alpha_sweep, bootstrap_alpha_star, clean_prefix, distinct_share, fit_sigmoid,
+from memkit.dynamics import (alpha_sweep, bootstrap_alpha_star, clean_prefix, distinct_share, fit_sigmoid, format_alpha,
                              layer_sweep, format_ci, memorization_groups,
                              more_robust, rank_robustness, relock, sample_curves, shock_summary, sigmoid,
                              transition_table, with_clean_reference)
@@ -87,7 +87,7 @@ def test_bootstrap_edge_cases():
     mixed = pd.concat([_noisy_curves(3, 0.5), kept])
     boot = bootstrap_alpha_star(mixed, n_boot=200, seed=0)
     assert math.isinf(boot["ci_high"])
-    assert format_ci(boot["ci_low"], boot["ci_high"], 2.0).endswith("$>$2.00]")
+    assert format_ci(boot["ci_low"], boot["ci_high"], 2.0).endswith("$>$2]")
 
 
 def _synthetic_runs() -> pd.DataFrame:
@@ -120,6 +120,12 @@ def test_transition_table_and_ranking():
     assert token_a.loc["delete", "mem_over_ctrl"] == pytest.approx(2.0, rel=0.1)
     wins = more_robust(table)
     assert len(wins) == 8 and wins["group_wins"].all()
+
+
+def test_format_alpha():
+    assert format_alpha(float("nan")) == "--" and format_alpha(16.0) == "16" and format_alpha(16.45) == "16.45"
+    assert format_alpha(0.03125) == "0.031" and format_alpha(0.01, alpha_min=0.03125) == "$<$0.031"
+    assert format_ci(0.1, float("inf"), 1.0) == "[0.10, $>$1]" and format_ci(float("inf"), float("inf"), 1.0) == "$>$1"
 
 
 def test_sample_curves_average_over_seeds():

@@ -468,7 +468,8 @@ def transition_table(runs: pd.DataFrame, value: str = "retention", by: Sequence[
         nonzero = mean_curve[mean_curve.index > 0]
         rows.append({**dict(zip(by, keys)), "family": FAMILIES.get(part["kind"].iloc[0], "") if "kind" in part else "",
                      "value": value, "n_samples": boot["n_samples"], **fit, "ci_low": boot["ci_low"],
-                     "ci_high": boot["ci_high"], "mean_retention": float(nonzero.mean()) if len(nonzero) else float("nan")})
+                     "ci_high": boot["ci_high"],
+                     "mean_retention": float(nonzero.mean()) if len(nonzero) else float("nan")})
     columns = list(by) + ["family", "value", "n_samples", "alpha_star", "ci_low", "ci_high", "mid", "tau", "floor",
                           "width", "rel_width", "verdict", "rmse", "alpha_min", "alpha_max", "note", "mean_retention"]
     return pd.DataFrame(rows, columns=columns)
@@ -660,6 +661,8 @@ def format_alpha(value: float, digits: int = 2, alpha_min: float | None = None) 
         return "$\\infty$"
     if alpha_min is not None and not math.isnan(alpha_min) and value < alpha_min:
         return f"$<${format_alpha(alpha_min, digits)}"
+    if value >= 1 and float(value).is_integer():
+        return str(int(value))
     return f"{value:.{digits}g}" if value < 0.1 else f"{value:.{digits}f}"
 
 
