@@ -10,7 +10,7 @@ export PYTHONWARNINGS := ignore
 
 # Paper notebooks, in dependency order. Each notebooks/<nb>.py (jupytext) runs with the full
 # settings of notebooks/params/<nb>.yml and writes figures/<...>; executed copies go to build/.
-NOTEBOOKS := tab_attractors fig_scale appendix_provenance
+NOTEBOOKS := tab_attractors fig_scale fig_phase fig_layers tab_shock appendix_provenance
 SMOKE_NOTEBOOKS := $(NOTEBOOKS) explore
 EXECUTED := $(NOTEBOOKS:%=build/notebooks/%.ipynb)
 LIBRARY := $(wildcard src/memkit/*.py)
@@ -55,6 +55,8 @@ build/notebooks/%.ipynb: notebooks/%.py notebooks/params/%.yml $(LIBRARY) $(STAM
 	mv build/notebooks/$*.run.ipynb $@
 
 build/notebooks/fig_scale.ipynb: build/notebooks/tab_attractors.ipynb
+# the dynamics notebooks pick their memorized samples from Table 1's cached clean runs
+build/notebooks/fig_phase.ipynb build/notebooks/fig_layers.ipynb build/notebooks/tab_shock.ipynb: build/notebooks/tab_attractors.ipynb
 build/notebooks/appendix_provenance.ipynb: build/bench/bench.csv build/notebooks/fig_scale.ipynb
 
 build/bench/bench.csv: src/memkit/bench.py src/memkit/decode.py $(STAMP)
@@ -68,7 +70,7 @@ latex: ## install latexmk + TeX Live (Debian) when missing
 
 paper: $(PAPER_PDF) ## rebuild the paper from nothing -> paper/main.pdf
 
-$(PAPER_PDF): paper/main.tex paper/refs.bib $(EXECUTED) | latex
+$(PAPER_PDF): paper/main.tex paper/refs.bib $(wildcard paper/sec_*.tex) $(EXECUTED) | latex
 	cd paper && latexmk -pdf -interaction=nonstopmode -halt-on-error -quiet main.tex
 	@echo "paper: $(PAPER_PDF)"
 
