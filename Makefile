@@ -17,14 +17,14 @@ LIBRARY := $(wildcard src/memkit/*.py)
 PAPER_PDF := paper/main.pdf
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast bench clean-cache paper notebooks nbval nbval-update lab latex
+.PHONY: corpus-deps help setup test test-fast bench clean-cache paper notebooks nbval nbval-update lab latex
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 setup: $(STAMP) ## create .venv and install the pinned environment (+ the two embedded models)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml | corpus-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
@@ -61,6 +61,11 @@ build/notebooks/appendix_provenance.ipynb: build/bench/bench.csv build/notebooks
 
 build/bench/bench.csv: src/memkit/bench.py src/memkit/decode.py $(STAMP)
 	$(PY) -m memkit.bench --out build/bench
+
+corpus-deps: ## install the organisms' background corpus (Debian bible-kjv: the KJV text) when missing
+	@command -v bible >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends bible-kjv >/dev/null; }
 
 latex: ## install latexmk + TeX Live (Debian) when missing
 	@command -v latexmk >/dev/null || { \
