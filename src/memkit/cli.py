@@ -1,4 +1,4 @@
-"""Command line: `memkit models`, `memkit extract` (see `memkit <command> --help`).
+"""Command line: `memkit models`, `memkit extract`, `memkit zoo build|list`, ... (see `memkit <command> --help`).
 
 Every user error ends as one line on stderr and exit code 2, with no partial output.
 """
@@ -82,7 +82,25 @@ def build_parser() -> argparse.ArgumentParser:
                               "edited; force_token: continuation step of the shock")
     perturb.add_argument("--seed", type=int, default=0, help="seed of the action's random choices (default 0)")
     perturb.set_defaults(func=cmd_perturb)
+    _add_zoo_parser(sub)
     return parser
+
+
+def _add_zoo_parser(sub) -> None:
+    """`memkit zoo build|list`: the organisms (see memkit.zoo)."""
+    zoo = sub.add_parser("zoo", help="train and list the model organisms (Pythia-architecture zoo)",
+                         description="Model organisms: GPT-NeoX models of several sizes trained on the KJV corpus "
+                                     "with inserted canaries. Load them as zoo:[<profile>/]<size>[@<step>|@final].")
+    zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True, metavar="ACTION")
+    build = zoo_sub.add_parser("build", help="train every size of a profile (resumes a killed build)",
+                               description="Train the zoo of a profile into the cache (skips what is built).")
+    build.add_argument("--profile", default="paper", help="smoke (~1 minute) or paper (default; <= 15 minutes)")
+    build.add_argument("--workers", type=_positive_int, default=None,
+                       help="parallel training processes (default: min(2, CPUs)); the weights do not depend on it")
+    build.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    build.set_defaults(func=cmd_zoo_build)
+    listing = zoo_sub.add_parser("list", help="list the zoos in the cache", description="List built zoo checkpoints.")
+    listing.set_defaults(func=cmd_zoo_list)
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -154,6 +172,33 @@ def cmd_perturb(args: argparse.Namespace) -> None:
     diverged = (frame["divergence_step"] >= 0).mean()
     print(f"{args.out}: {len(frame)} samples, {action.kind} alpha={action.alpha:g}: token_match {retained:.3f}, "
           f"exact_match {frame['exact_match'].mean():.3f}, diverged from clean {diverged:.3f}")
+
+
+def cmd_zoo_build(args: argparse.Namespace) -> None:
+    from .zoo import build_zoo, get_profile, zoo_info
+
+    get_profile(args.profile)  # unknown profile: one clear line before any work
+    root = build_zoo(args.profile, progress=not args.no_progress, workers=args.workers)
+    info = zoo_info(args.profile)
+    for size, row in info["sizes"].items():
+        print(f"zoo:{args.profile}/{size}: {row['non_embedding_params']:,} non-embedding params, {row['steps']} steps, "
+              f"final loss {row['final_loss']:.3f}, checkpoints {row['checkpoints']}")
+    print(f"{root} (built in {info['wall_seconds']:.0f} s)")
+
+
+def cmd_zoo_list(args: argparse.Namespace) -> None:
+    from .zoo import list_zoo
+
+    rows = list_zoo()
+    if not rows:
+        print("no zoo built yet: run `memkit zoo build --profile smoke` (or paper)")
+        return
+    print(f"{'spec':24} {'non-emb params':>14} {'status':10} {'checkpoints':40} zoo")
+    for row in rows:
+        spec = f"zoo:{row['profile']}/{row['size']}"
+        status = ("complete" if row["complete"] else "partial") if row["current"] else "stale"
+        params = f"{row['non_embedding_params']:,}" if row["non_embedding_params"] else "?"
+        print(f"{spec:24} {params:>14} {status:10} {','.join(map(str, row['checkpoints'])) or '-':40} {row['zoo']}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,102 @@
+"""Duplication-law fits with bootstrap CIs, and latent memorization under weight noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import memkit
+from memkit.errors import MemkitError
+from memkit.scaling import fit_table, latent_memorization, latent_vs_controls, loglinear_fit
+from memkit.train import weights_sha256
+
+from conftest import BASE_TEXT
+
+
+def synthetic(slope: float, intercept: float, n: int = 10, seed: int = 0, noise: float = 0.0) -> pd.DataFrame:
+    """n canaries per level whose scores average exactly slope*log10(level)+intercept (plus noise)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for level in (0, 1, 4, 16, 64, 256):
+        mean = 0.0 if level == 0 else slope * np.log10(level) + intercept
+        scores = mean + (rng.normal(0, noise, n) if noise else np.zeros(n))
+        scores += mean - scores.mean()  # exact mean, whatever the noise
+        rows += [{"level": level, "score": s, "size": "a"} for s in scores]
+    return pd.DataFrame(rows)
+
+
+def test_loglinear_fit_recovers_a_known_law():
+    fit = loglinear_fit(synthetic(0.2, 0.1), "score", n_boot=200)
+    assert fit["slope"] == pytest.approx(0.2) and fit["intercept"] == pytest.approx(0.1)
+    assert fit["r2"] == pytest.approx(1.0) and fit["n_levels"] == 5 and fit["n"] == 50
+    assert fit["slope_lo"] == pytest.approx(0.2) and fit["slope_hi"] == pytest.approx(0.2)  # no spread, no CI width
+    assert fit["control_rate"] == 0.0
+
+
+def test_bootstrap_ci_covers_the_slope_and_narrows_with_more_canaries():
+    few = loglinear_fit(synthetic(0.2, 0.1, n=5, noise=0.3, seed=1), "score", n_boot=500, seed=0)
+    many = loglinear_fit(synthetic(0.2, 0.1, n=80, noise=0.3, seed=1), "score", n_boot=500, seed=0)
+    for fit in (few, many):
+        assert fit["slope_lo"] < 0.2 < fit["slope_hi"]
+    assert many["slope_hi"] - many["slope_lo"] < (few["slope_hi"] - few["slope_lo"]) / 2
+    again = loglinear_fit(synthetic(0.2, 0.1, n=5, noise=0.3, seed=1), "score", n_boot=500, seed=0)
+    assert again == few  # seeded bootstrap
+
+
+def test_fit_table_groups_and_bad_input():
+    frame = pd.concat([synthetic(0.2, 0.1).assign(size="a"), synthetic(0.05, 0.0).assign(size="b")])
+    table = fit_table(frame, by=["size"], metrics=["score"], n_boot=50)
+    assert list(table["size"]) == ["a", "b"] and table["slope"].round(6).tolist() == [0.2, 0.05]
+    with pytest.raises(MemkitError, match="two duplication levels"):
+        loglinear_fit(frame[frame["level"] <= 1], "score")
+    with pytest.raises(MemkitError, match="needs columns 'nope'"):
+        loglinear_fit(frame, "nope")
+
+
+@pytest.fixture(scope="module")
+def tiny_samples(tiny_lm):
+    lines = [line for line in BASE_TEXT.splitlines() if line]
+    records = [{"id": f"s{i}", "text": lines[i] + " " + lines[i + 1], "level": i % 2} for i in range(6)]
+    return memkit.make_samples(tiny_lm, records, k=8, m=8)
+
+
+def test_latent_memorization_restores_weights_and_is_seeded(tiny_lm, tiny_samples):
+    before = weights_sha256(tiny_lm.model)
+    a = latent_memorization(tiny_lm, tiny_samples, sigmas=[0.0, 0.05], n_draws=3, seed=1, progress=False)
+    assert weights_sha256(tiny_lm.model) == before  # bit-identical after all draws
+    b = latent_memorization(tiny_lm, tiny_samples, sigmas=[0.0, 0.05], n_draws=3, seed=1, progress=False)
+    pd.testing.assert_frame_equal(a, b)
+    assert len(a) == 2 * len(tiny_samples) and set(a["sigma"]) == {0.0, 0.05}
+    zero = a[a["sigma"] == 0.0]  # no noise: every draw is the clean model
+    assert (zero["best_similarity"] == zero["clean_similarity"]).all()
+    assert (zero["mean_similarity"] == zero["clean_similarity"]).all()
+    noisy = a[a["sigma"] == 0.05]
+    assert (noisy["best_similarity"] >= noisy["mean_similarity"]).all()
+    assert not np.allclose(noisy["mean_similarity"], noisy["clean_similarity"])  # the noise changes the decoding
+    assert "meta_level" in a.columns
+    c = latent_memorization(tiny_lm, tiny_samples, sigmas=[0.05], n_draws=3, seed=2, progress=False)
+    assert not np.array_equal(c["mean_similarity"], noisy["mean_similarity"].to_numpy())
+    rel = latent_memorization(tiny_lm, tiny_samples, sigmas=[0.05], n_draws=2, seed=1, relative=True, progress=False)
+    assert rel["relative"].all() and weights_sha256(tiny_lm.model) == before
+    with pytest.raises(MemkitError, match="n_draws must be positive"):
+        latent_memorization(tiny_lm, tiny_samples, sigmas=[0.1], n_draws=0)
+
+
+def test_latent_vs_controls_counts_only_what_beats_the_controls():
+    frame = pd.DataFrame({
+        "sigma": [0.1] * 6,
+        "meta_level": [0, 0, 16, 16, 64, 256],
+        "clean_exact": [False, False, False, False, False, True],
+        "clean_similarity": [0.1, 0.2, 0.1, 0.3, 0.2, 1.0],
+        "best_similarity": [0.3, 0.4, 0.35, 0.9, 0.45, 1.0],
+        "best_exact": [False, False, False, False, False, True],
+    })
+    row = latent_vs_controls(frame).iloc[0]
+    assert row["control_threshold"] == 0.4 and row["n_controls"] == 2
+    assert row["n_inserted"] == 3  # the clean-extractable canary is not a latent memory
+    assert row["recovered"] == 2  # 0.9 and 0.45 beat 0.4; 0.35 does not
+    assert row["inserted_gain"] == pytest.approx((0.25 + 0.6 + 0.25) / 3)
+    assert row["control_gain"] == pytest.approx(0.2)
+    with pytest.raises(MemkitError, match="level-0 controls"):
+        latent_vs_controls(frame[frame["meta_level"] > 0])
