@@ -127,43 +127,27 @@ def ablate_heads(model, heads: Sequence[Head], mode: str = "zero", means: torch.
         yield
 
 
-def _tokenize_windows(lm: LoadedModel, texts: Sequence[str], seq_len: int) -> list[list[int]]:
-    windows = []
-    for text in texts:
-        ids = list(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
-        windows.extend(ids[i : i + seq_len] for i in range(0, len(ids), seq_len) if len(ids[i : i + seq_len]) > 1)
-    return windows
-
-
 @torch.inference_mode()
-def head_means(lm: LoadedModel, texts: Sequence[str], seq_len: int = 128, batch_size: int = 8) -> torch.Tensor:
+def head_means(lm: LoadedModel, texts: Sequence[str], seq_len: int = 128, batch_size: int = 8,
+               max_windows: int | None = None) -> torch.Tensor:
     """Mean input of every attention output projection over all token positions of `texts`: (layers, width)."""
+    from .windows import text_windows, window_batches
+
     model = lm.model
     n_layers = len(decoder_layers(model))
-    windows = _tokenize_windows(lm, texts, seq_len)
-    if not windows:
-        raise ValueError("head_means needs at least one text of two or more tokens")
+    windows = text_windows(lm.tokenizer, texts, seq_len, max_windows)
     width = attention_output(model, 0).in_features
     sums = torch.zeros(n_layers, width, dtype=torch.float64)
-    count = 0
     current: dict[str, torch.Tensor] = {}
     handles = []
     for layer in range(n_layers):
         def hook(module, args, layer=layer):
             x = args[0].double()
-            mask = current["mask"].to(x.device)
-            sums[layer] += (x * mask[..., None]).sum((0, 1)).cpu()
+            sums[layer] += (x * current["mask"].to(x.device)[..., None]).sum((0, 1)).cpu()
         handles.append(attention_output(model, layer).register_forward_pre_hook(hook))
+    count = 0
     try:
-        pad = pad_token_id(lm.tokenizer)
-        for start in range(0, len(windows), batch_size):
-            batch = windows[start : start + batch_size]
-            width_t = max(len(w) for w in batch)
-            ids = torch.full((len(batch), width_t), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width_t), dtype=torch.long)
-            for i, w in enumerate(batch):
-                ids[i, : len(w)] = torch.tensor(w)
-                mask[i, : len(w)] = 1
+        for ids, mask in window_batches(windows, batch_size, pad_token_id(lm.tokenizer)):
             current["mask"] = mask.double()
             model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), use_cache=False)
             count += int(mask.sum())
