@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     perturb.add_argument("--seed", type=int, default=0, help="seed of the action's random choices (default 0)")
     perturb.set_defaults(func=cmd_perturb)
     _add_zoo_parser(sub)
+    from .cli_mech import add_mech_parsers  # lens, ablate, edit
+
+    add_mech_parsers(sub)
     return parser
 
 
