@@ -42,6 +42,7 @@ threshold = 0.9
 max_memorized = 2
 max_controls = 2
 modes = ["mean"]  # the first mode is drawn in the heatmaps; each extra mode adds a full scan
+extra_modes = {}  # per model: further modes to scan, e.g. {"gemma-3-270m": ["zero"]}
 layer_step = {"smollm2-135m-instruct": 15}  # per model: scan every n-th layer (default 1: all layers)
 mean_windows = 16  # windows of generic text (128 tokens) for the head means
 top_n = 5
@@ -120,8 +121,10 @@ for spec in specs:
     step = layer_step.get(spec, 1)
     heads = [(layer, head) for layer in range(0, n_layers, step) for head in range(n_heads)]
     fit_texts, _ = generic_texts_for(lm)
-    means = head_means(lm, fit_texts, max_windows=mean_windows) if "mean" in modes else None
-    for mode in modes:
+    model_modes = list(modes) + [x for x in extra_modes.get("zoo" if spec.startswith("zoo:") else spec, [])
+                                 if x not in modes]
+    means = head_means(lm, fit_texts, max_windows=mean_windows) if "mean" in model_modes else None
+    for mode in model_modes:
         scan = head_scan(lm, samples, mode=mode, means=means if mode == "mean" else None, heads=heads,
                          greedy=greedy, batch_size=batch_size, progress=progress)
         scans.append(scan.assign(spec=spec, group=scan["id"].map(groups)))
@@ -217,15 +220,15 @@ def fmt(x: float, digits: int = 2) -> str:
     return "--" if not np.isfinite(x) else f"{x:.{digits}f}"
 
 
-numbers = {"HeadsK": k, "HeadsM": m, "HeadsMode": main_mode, "HeadsTopN": top_n,
-           "HeadsModes": ", ".join(modes)}
+numbers = {"HeadsK": k, "HeadsM": m, "HeadsMode": main_mode, "HeadsTopN": top_n}
 for spec in specs:
     key = model_key(spec)
     n_layers, n_heads = shapes[spec]
     numbers[f"{key}HeadsLayers"] = n_layers
     numbers[f"{key}HeadsPerLayer"] = n_heads
     numbers[f"{key}HeadsArch"] = report.latex_escape(families[spec])
-    for mode in modes:
+    spec_modes = list(scans.loc[scans["spec"] == spec, "mode"].unique())
+    for mode in spec_modes:
         mkey = "" if mode == main_mode else macro_key(mode)
         row = conc[(conc["spec"] == spec) & (conc["mode"] == mode)]
         if row.empty:
@@ -249,9 +252,9 @@ for spec in specs:
             numbers[f"{key}HeadsBest"] = best["head"].iloc[0]
             numbers[f"{key}HeadsBestDelta"] = fmt(best["dlp_mem"].iloc[0])
             numbers[f"{key}HeadsBestDeltaCtrl"] = fmt(best["dlp_ctrl"].iloc[0])
-    if len(modes) > 1:  # do the two ablation modes agree on which heads matter?
-        a = effects[(effects["spec"] == spec) & (effects["mode"] == modes[0]) & (effects["group"] == "memorized")]
-        b = effects[(effects["spec"] == spec) & (effects["mode"] == modes[1]) & (effects["group"] == "memorized")]
+    if len(spec_modes) > 1:  # do the two ablation modes agree on which heads matter?
+        a = effects[(effects["spec"] == spec) & (effects["mode"] == spec_modes[0]) & (effects["group"] == "memorized")]
+        b = effects[(effects["spec"] == spec) & (effects["mode"] == spec_modes[1]) & (effects["group"] == "memorized")]
         merged = a.merge(b, on=["layer", "head"], suffixes=("_a", "_b"))
         rho = merged["delta_logprob_a"].rank().corr(merged["delta_logprob_b"].rank())
         numbers[f"{key}HeadsModeRankCorr"] = fmt(rho)
