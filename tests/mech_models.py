@@ -8,10 +8,14 @@ layers, scaled embeddings and final logit soft-capping.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+#: Short texts for lens / ablation / curvature samples (tokenized by the tiny tokenizer).
+TEXTS = [
+    "The old lighthouse keeper climbed the narrow stairs every evening to light the great lamp near the sea.",
+    "From the top he could see the fishing boats coming home across the grey water, and the gulls circling.",
+    "The village school had one room, one stove, and one teacher who knew the name of every child there.",
+]
 
 
 def build_arch_model(arch: str, folder: Path, tokenizer_dir: Path) -> Path:

@@ -18,8 +18,7 @@ from memkit.decode import greedy_decode
 from memkit.extract import pad_token_id
 from memkit.hooks import decoder_layers, record_residuals
 
-from mech_models import build_arch_model
-from test_lens import TEXTS
+from mech_models import TEXTS, build_arch_model
 
 GENERIC = ["Some generic reference text about boats, gardens, markets and the weather in the village. " * 3]
 

@@ -13,8 +13,7 @@ from memkit.curvature import (METHODS, cached_kfac, collect_kfac, edit_state, ed
 from memkit.windows import text_windows
 
 from conftest import BASE_TEXT, tiny_corpus
-from mech_models import build_arch_model
-from test_lens import TEXTS
+from mech_models import TEXTS, build_arch_model
 
 FIT = [tiny_corpus()[3000:9000]]
 HELD_OUT = [BASE_TEXT]

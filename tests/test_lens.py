@@ -10,13 +10,8 @@ import memkit
 from memkit.hooks import decoder_layers, record_residuals
 from memkit.lens import final_norm, lens_logits, lock_in, logit_lens, logit_softcap
 
-from mech_models import build_arch_model
+from mech_models import TEXTS, build_arch_model
 
-TEXTS = [
-    "The old lighthouse keeper climbed the narrow stairs every evening to light the great lamp near the sea.",
-    "From the top he could see the fishing boats coming home across the grey water, and the gulls circling.",
-    "The village school had one room, one stove, and one teacher who knew the name of every child there.",
-]
 
 
 @pytest.fixture(scope="module", params=["gpt_neox", "llama", "gemma3"])
