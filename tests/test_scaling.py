@@ -8,7 +8,7 @@ import pytest
 
 import memkit
 from memkit.errors import MemkitError
-from memkit.scaling import fit_table, latent_memorization, latent_vs_controls, loglinear_fit
+from memkit.scaling import extraction_onsets, fit_table, latent_memorization, latent_vs_controls, loglinear_fit
 from memkit.train import weights_sha256
 
 from conftest import BASE_TEXT
@@ -83,20 +83,34 @@ def test_latent_memorization_restores_weights_and_is_seeded(tiny_lm, tiny_sample
         latent_memorization(tiny_lm, tiny_samples, sigmas=[0.1], n_draws=0)
 
 
-def test_latent_vs_controls_counts_only_what_beats_the_controls():
+def test_latent_vs_controls_counts_only_hidden_canaries_that_beat_the_controls():
     frame = pd.DataFrame({
-        "sigma": [0.1] * 6,
-        "meta_level": [0, 0, 16, 16, 64, 256],
-        "clean_exact": [False, False, False, False, False, True],
-        "clean_similarity": [0.1, 0.2, 0.1, 0.3, 0.2, 1.0],
-        "best_similarity": [0.3, 0.4, 0.35, 0.9, 0.45, 1.0],
-        "best_exact": [False, False, False, False, False, True],
+        "sigma": [0.1] * 7,
+        "meta_level": [0, 0, 16, 16, 64, 64, 256],
+        "clean_exact": [False, False, False, False, False, False, True],
+        "clean_similarity": [0.1, 0.2, 0.1, 0.2, 0.5, 0.15, 1.0],
+        "best_similarity": [0.3, 0.4, 0.35, 0.9, 0.6, 0.45, 1.0],
+        "best_exact": [False, False, False, False, False, False, True],
     })
     row = latent_vs_controls(frame).iloc[0]
-    assert row["control_threshold"] == 0.4 and row["n_controls"] == 2
-    assert row["n_inserted"] == 3  # the clean-extractable canary is not a latent memory
+    assert row["control_threshold"] == 0.4 and row["control_clean_max"] == 0.2 and row["n_controls"] == 2
+    assert row["n_inserted"] == 4  # the clean-extractable canary is not a latent memory
+    assert row["n_hidden"] == 3  # 0.5 clean similarity is already above every control: visible, not latent
     assert row["recovered"] == 2  # 0.9 and 0.45 beat 0.4; 0.35 does not
-    assert row["inserted_gain"] == pytest.approx((0.25 + 0.6 + 0.25) / 3)
+    assert row["inserted_gain"] == pytest.approx((0.25 + 0.7 + 0.1 + 0.3) / 4)
     assert row["control_gain"] == pytest.approx(0.2)
     with pytest.raises(MemkitError, match="level-0 controls"):
         latent_vs_controls(frame[frame["meta_level"] > 0])
+
+
+def test_extraction_onsets_and_forgetting():
+    rows = []
+    pattern = {"a": [0, 1, 1], "b": [1, 1, 0], "c": [0, 0, 0]}  # exact at steps 10, 20, 30
+    for cid, hits in pattern.items():
+        for step, hit in zip((10, 20, 30), hits):
+            rows.append({"size": "s", "id": cid, "step": step, "exact_match": bool(hit), "level": 16,
+                         "kind": "words", "window": "early"})
+    onsets = extraction_onsets(pd.DataFrame(rows).sample(frac=1, random_state=0)).set_index("id")
+    assert onsets.loc["a", "first_step"] == 20 and onsets.loc["a", "final"] and not onsets.loc["a", "forgotten"]
+    assert onsets.loc["b", "first_step"] == 10 and not onsets.loc["b", "final"] and onsets.loc["b", "forgotten"]
+    assert np.isnan(onsets.loc["c", "first_step"]) and not onsets.loc["c", "ever"]

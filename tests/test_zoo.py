@@ -124,6 +124,20 @@ def test_zoo_specs_load_through_load_model(smoke_zoo):
     assert final.tokenizer("In the beginning")["input_ids"] == early.tokenizer("In the beginning")["input_ids"]
 
 
+def test_zoo_extraction_covers_every_size_and_step(smoke_zoo):
+    from memkit.scaling import zoo_extraction
+
+    steps = zoo.checkpoint_steps("smoke")
+    frame = zoo_extraction("smoke", steps=[steps[0], "final"], k=32, m=32)
+    n_canaries = len(zoo.zoo_canaries("smoke"))
+    assert len(frame) == 2 * 2 * n_canaries
+    assert set(frame["step"]) == {steps[0], steps[-1]} and set(frame["size"]) == set(zoo.get_profile("smoke").sizes)
+    assert {"level", "kind", "window", "zlib", "params", "exact_match", "token_match"} <= set(frame.columns)
+    late = frame[frame["step"] == steps[-1]]
+    assert late[late["level"] == 256]["token_match"].mean() > frame[frame["step"] == steps[0]][
+        lambda f: f["level"] == 256]["token_match"].mean()  # training memorizes the most duplicated canaries
+
+
 @pytest.mark.parametrize("spec, message", [
     ("zoo:huge/57k", "unknown zoo profile 'huge'"),
     ("zoo:smoke/7b", "unknown size '7b' in zoo profile 'smoke'"),

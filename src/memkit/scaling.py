@@ -142,12 +142,13 @@ def latent_memorization(lm: LoadedModel, samples: Sequence[Sample], sigmas: Sequ
 
 def latent_vs_controls(latent: pd.DataFrame, level: str = "meta_level", quantile: float = 1.0,
                        by: Sequence[str] = ("sigma",)) -> pd.DataFrame:
-    """Per sigma: how many inserted, not-extractable samples beat the controls' best-of-N similarity.
+    """Per sigma: inserted canaries that look unmemorized but that weight noise lifts above every control.
 
-    The threshold is the `quantile` (default: the maximum) of `best_similarity` over the level-0
-    controls; `recovered` counts inserted samples (level > 0, not exact at sigma 0) above it. A
-    one-sided Mann-Whitney U test compares the inserted and control best-of-N similarities, and
-    `gain` is each group's mean of best minus clean similarity.
+    `hidden`: inserted samples (level > 0) that are not exact and whose clean similarity is no higher
+    than the controls' (`quantile` of the level-0 clean similarities; default: their maximum), i.e.
+    indistinguishable from never-seen text without noise. `recovered`: hidden samples whose best-of-N
+    similarity beats the controls' best-of-N (same quantile). `gain` = best - clean similarity; a
+    one-sided Mann-Whitney U test asks whether inserted (not exact) samples gain more than controls.
     """
     from scipy.stats import mannwhitneyu
 
@@ -158,16 +159,63 @@ def latent_vs_controls(latent: pd.DataFrame, level: str = "meta_level", quantile
         inserted = group[(group[level] > 0) & ~group["clean_exact"].astype(bool)]
         if controls.empty or inserted.empty:
             raise MemkitError("latent_vs_controls needs both level-0 controls and non-extractable inserted samples")
+        clean_threshold = float(np.quantile(controls["clean_similarity"], quantile))
         threshold = float(np.quantile(controls["best_similarity"], quantile))
-        test = mannwhitneyu(inserted["best_similarity"], controls["best_similarity"], alternative="greater")
-        rows.append({**dict(zip(by, keys)), "n_inserted": len(inserted), "n_controls": len(controls),
-                     "control_threshold": threshold,
-                     "recovered": int((inserted["best_similarity"] > threshold).sum()),
-                     "recovered_exact": int((inserted["best_exact"].astype(bool)
-                                             & (inserted["best_similarity"] > threshold)).sum()),
-                     "inserted_gain": float((inserted["best_similarity"] - inserted["clean_similarity"]).mean()),
-                     "control_gain": float((controls["best_similarity"] - controls["clean_similarity"]).mean()),
+        hidden = inserted[inserted["clean_similarity"] <= clean_threshold]
+        recovered = hidden["best_similarity"] > threshold
+        gain_inserted = inserted["best_similarity"] - inserted["clean_similarity"]
+        gain_controls = controls["best_similarity"] - controls["clean_similarity"]
+        test = mannwhitneyu(gain_inserted, gain_controls, alternative="greater")
+        rows.append({**dict(zip(by, keys)), "n_inserted": len(inserted), "n_hidden": len(hidden),
+                     "n_controls": len(controls), "control_clean_max": clean_threshold, "control_threshold": threshold,
+                     "recovered": int(recovered.sum()),
+                     "recovered_exact": int((recovered & hidden["best_exact"].astype(bool)).sum()),
+                     "inserted_gain": float(gain_inserted.mean()), "control_gain": float(gain_controls.mean()),
                      "inserted_best_mean": float(inserted["best_similarity"].mean()),
                      "control_best_mean": float(controls["best_similarity"].mean()),
                      "mannwhitney_p": float(test.pvalue)})
+    return pd.DataFrame(rows)
+
+
+# -- running the zoo ------------------------------------------------------------------------------
+def zoo_extraction(profile: str = "paper", steps: Sequence[int | str] = ("final",), k: int = 32, m: int = 32,
+                   suffix_start: int | None = None, sizes: Sequence[str] | None = None, batch_size: int = 32,
+                   progress: bool = False) -> pd.DataFrame:
+    """Greedy extraction of every canary by every (size, step) of a built zoo, one row per canary.
+
+    Adds `size`, `params` (non-embedding), `step`, `level`, `kind`, `window`, `zlib` columns to the
+    `memkit.extract` metrics. Results come from `cached_extract`, so a warm rerun computes nothing.
+    """
+    from . import zoo
+    from .extract import cached_extract
+    from .models import load_model
+
+    samples = zoo.zoo_samples(profile, k=k, m=m, suffix_start=suffix_start)
+    final = zoo.checkpoint_steps(profile)[-1]
+    prefix = "" if profile == zoo.DEFAULT_PROFILE else f"{profile}/"
+    names = list(sizes) if sizes is not None else list(zoo.get_profile(profile).sizes)
+    frames = []
+    for size in names:
+        for step in steps:
+            lm = load_model(f"zoo:{prefix}{size}@{step}", device="cpu")
+            frame = cached_extract(lm, samples, batch_size=batch_size, progress=progress)
+            frames.append(frame.assign(size=size, params=int(lm.meta["non_embedding_params"]),
+                                       step=final if step == "final" else int(step)))
+    out = pd.concat(frames, ignore_index=True)
+    return out.rename(columns={"meta_level": "level", "meta_kind": "kind", "meta_window": "window",
+                               "meta_zlib": "zlib", "meta_copies": "copies"})
+
+
+def extraction_onsets(frame: pd.DataFrame, metric: str = "exact_match") -> pd.DataFrame:
+    """Per (size, canary): first checkpoint where `metric` holds, whether it holds at the last one,
+    and whether it held at some checkpoint but no longer at the last (forgotten)."""
+    rows = []
+    last = int(frame["step"].max())
+    for (size, cid), group in frame.sort_values("step").groupby(["size", "id"], sort=True):
+        hits = group.loc[group[metric].astype(bool), "step"]
+        first = int(hits.iloc[0]) if len(hits) else None
+        final_hit = bool(group.loc[group["step"] == last, metric].astype(bool).any())
+        rows.append({"size": size, "id": cid, "level": int(group["level"].iloc[0]),
+                     "kind": group["kind"].iloc[0], "window": group["window"].iloc[0], "first_step": first,
+                     "ever": first is not None, "final": final_hit, "forgotten": first is not None and not final_hit})
     return pd.DataFrame(rows)

@@ -72,13 +72,15 @@ PROFILES: dict[str, Profile] = {
         batch_size=8, checkpoints=(24, 48, 96, 144, 192),
         cells=_cells({0: 2, 1: 1, 4: 1, 16: 1, 64: 1, 256: 1}, {16: 1}),
     ),
-    # 1024 steps of 8 x 128 tokens (1.05M tokens, ~1.1 epochs of the background); 4 sizes spanning 24x in
-    # non-embedding parameters; the peak learning rate falls with size, as in Pythia
+    # 1536 steps of 4 x 128 tokens (786k tokens, ~0.8 epochs of the background); 4 sizes spanning 24x in
+    # non-embedding parameters; the peak learning rate falls with size, as in Pythia. Small batches: more
+    # updates per token, so a copy weighs more in its step (memorization per copy is what we study).
     "paper": Profile(
         name="paper", sizes={"57k": (48, 2, 3, 1e-2), "224k": (96, 2, 3, 6e-3), "595k": (128, 3, 4, 4e-3),
                              "1.3m": (192, 3, 6, 3e-3)},
-        n_sequences=8192, seq_len=128, batch_size=8, checkpoints=(64, 128, 256, 384, 512, 640, 768, 896, 1024),
-        cells=_cells({0: 6, 1: 6, 4: 6, 16: 6, 64: 3, 256: 1}, {16: 2, 64: 1}),
+        n_sequences=6144, seq_len=128, batch_size=4,
+        checkpoints=(96, 192, 384, 576, 768, 960, 1152, 1344, 1536),
+        cells=_cells({0: 6, 1: 6, 4: 6, 16: 6, 64: 3, 256: 2}, {16: 2, 64: 1}),
     ),
 }
 
@@ -277,6 +279,18 @@ def checkpoint_steps(profile: str = DEFAULT_PROFILE) -> list[int]:
     return sorted({s for s in prof.checkpoints if 0 < s <= total} | {total})
 
 
+def window_steps(profile: str = DEFAULT_PROFILE) -> dict[str, tuple[int, int]]:
+    """Training steps [start, stop) during which each insertion window's copies are seen."""
+    from .canaries import WINDOWS, window_range
+
+    prof = get_profile(profile)
+    steps = {}
+    for window in WINDOWS:
+        start, stop = window_range(window, prof.n_sequences, prof.window_frac)  # in training sequences
+        steps[window] = (start // prof.batch_size, -(-stop // prof.batch_size))
+    return steps
+
+
 def _not_built(profile: str) -> MemkitError:
     return MemkitError(f"zoo profile {profile!r} is not built for this code version: run "
                        f"`memkit zoo build --profile {profile}` (the paper profile takes <= 15 minutes)")
@@ -359,5 +373,5 @@ def remove_stale() -> list[Path]:
 
 
 __all__ = ["PROFILES", "Profile", "ZooSpec", "build_zoo", "checkpoint_steps", "get_profile", "list_zoo",
-           "parse_spec", "remove_stale", "zoo_canaries", "zoo_info", "zoo_model_dir", "zoo_root",
+           "parse_spec", "remove_stale", "window_steps", "zoo_canaries", "zoo_info", "zoo_model_dir", "zoo_root",
            "zoo_samples", "zoo_specs"]
