@@ -22,8 +22,9 @@
 # components holding a fraction `keep_mass` of the curvature mass are kept (Merullo et al. 2025).
 # Baselines remove the *same number* of components of each matrix in the same basis, by smallest
 # magnitude or at random. For each edit: perplexity on held-out text and memorization — the Biderman
-# score (greedy, k-token prefix, m-token continuation) of the memorized samples (attractors a
-# pretrained model recites; organisms: every inserted canary, reported per duplication level).
+# score (greedy, k-token prefix, m-token continuation) of the samples the unedited model recites
+# (attractors of a pretrained model; organisms: the canaries it recites, and every canary per
+# duplication level in a table).
 # *Equal perplexity*: each method's least memorization among its edits whose perplexity stays within
 # `ppl_budget` of the unedited model, and the baselines' memorization interpolated (in log
 # perplexity) at each K-FAC point.
@@ -64,6 +65,7 @@ import warnings
 warnings.filterwarnings("ignore")
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -160,10 +162,13 @@ runs = pd.concat(runs, ignore_index=True)
 edits.round(4)
 
 # %% [markdown]
-# ## Memorization per edit (pretrained: recited attractors; organisms: inserted canaries, levels ≥ 1)
+# ## Memorization per edit: Biderman score of the samples the unedited model recites (score ≥ threshold)
 
 # %%
-memorized_rows = runs[runs["level"] != 0]
+clean_runs = runs[runs["method"] == "none"]
+recited = set(zip(clean_runs.loc[clean_runs["token_match"] >= threshold, "spec"],
+                  clean_runs.loc[clean_runs["token_match"] >= threshold, "id"]))
+memorized_rows = runs[[(s, i) in recited for s, i in zip(runs["spec"], runs["id"])]]
 mem = (memorized_rows.groupby(["spec", "method", "keep_mass"], sort=False)
        .agg(biderman=("token_match", "mean"), exact=("exact_match", "mean")).reset_index())
 curves = edits.merge(mem, on=["spec", "method", "keep_mass"])
@@ -236,6 +241,9 @@ for ax, spec in zip(axes[0], specs):
     ax.plot([1], [unedited["biderman"]], "k*", ms=7, label="unedited")
     ax.axvline(1 + ppl_budget, color="0.5", lw=0.6, ls="--")
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 7.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_ylim(-0.03, 1.03)
     ax.set_title(f"{model_label(spec)}\nMLPs of blocks {meta[spec]['layers'][0]}–{meta[spec]['layers'][-1]}")
     ax.set_xlabel("perplexity / unedited (held-out)")
@@ -267,6 +275,7 @@ for spec in specs:
     numbers[f"{key}EditLastLayer"] = meta[spec]["layers"][-1]
     numbers[f"{key}EditNTokens"] = meta[spec]["n_tokens"]
     numbers[f"{key}EditNSamples"] = meta[spec]["n_samples"]
+    numbers[f"{key}EditNRecited"] = sum(1 for s_, _ in recited if s_ == spec)
     numbers[f"{key}EditKeepMasses"] = ", ".join(f"{x:g}" for x in meta[spec]["grid"])
     rows = budget[budget["spec"] == spec].set_index("method")
     for method in methods:
