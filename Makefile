@@ -10,14 +10,18 @@ export PYTHONWARNINGS := ignore
 
 # Paper notebooks, in dependency order. Each notebooks/<nb>.py (jupytext) runs with the full
 # settings of notebooks/params/<nb>.yml and writes figures/<...>; executed copies go to build/.
-NOTEBOOKS := tab_attractors fig_scale fig_phase fig_layers tab_shock appendix_provenance
+NOTEBOOKS := tab_attractors fig_phase fig_layers tab_shock \
+             fig_dup_scaling fig_context fig_checkpoints tab_latent \
+             fig_lens fig_heads fig_editing fig_scale appendix_provenance
+ORGANISM_NOTEBOOKS := fig_dup_scaling fig_context fig_checkpoints tab_latent fig_lens fig_heads fig_editing fig_scale
+ZOO_STAMP := build/zoo-paper.stamp
 SMOKE_NOTEBOOKS := $(NOTEBOOKS) explore
 EXECUTED := $(NOTEBOOKS:%=build/notebooks/%.ipynb)
 LIBRARY := $(wildcard src/memkit/*.py)
 PAPER_PDF := paper/main.pdf
 
 .DEFAULT_GOAL := help
-.PHONY: corpus-deps help setup test test-fast bench clean-cache paper notebooks nbval nbval-update lab latex
+.PHONY: zoo corpus-deps help setup test test-fast bench clean-cache paper notebooks nbval nbval-update lab latex
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,6 +62,16 @@ build/notebooks/fig_scale.ipynb: build/notebooks/tab_attractors.ipynb
 # the dynamics notebooks pick their memorized samples from Table 1's cached clean runs
 build/notebooks/fig_phase.ipynb build/notebooks/fig_layers.ipynb build/notebooks/tab_shock.ipynb: build/notebooks/tab_attractors.ipynb
 build/notebooks/appendix_provenance.ipynb: build/bench/bench.csv build/notebooks/fig_scale.ipynb
+
+# the organisms: trained once per code version (cached by config hash in $$MEMKIT_CACHE/zoo)
+$(ORGANISM_NOTEBOOKS:%=build/notebooks/%.ipynb): $(ZOO_STAMP)
+
+zoo: $(ZOO_STAMP) ## train the paper zoo of Pythia-architecture organisms (<= 15 min on 2 cores; cached)
+
+$(ZOO_STAMP): src/memkit/corpus.py src/memkit/canaries.py src/memkit/train.py src/memkit/zoo.py $(STAMP)
+	@mkdir -p build
+	$(VENV)/bin/memkit zoo build --profile paper
+	touch $@
 
 build/bench/bench.csv: src/memkit/bench.py src/memkit/decode.py $(STAMP)
 	$(PY) -m memkit.bench --out build/bench
