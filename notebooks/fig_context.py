@@ -28,8 +28,8 @@
 # Defaults are smoke settings; paper settings: `params/fig_context.yml`.
 
 # %% tags=["parameters"]
-profile = "smoke"  # zoo profile (built here if missing)
-ks = [4, 8, 16, 32]  # prefix lengths; every k <= suffix_start
+profile = "smoke"  # zoo profile, built here if missing
+ks = [4, 8, 16, 32]  # prefix lengths, none above suffix_start
 suffix_start = 32  # first suffix token inside the 64-token canary
 m = 32  # continuation tokens
 min_level = 64  # the context slope is fitted on canaries with at least this many copies

@@ -29,7 +29,7 @@
 # `numbers_fig_dup_scaling.tex`. Defaults are smoke settings; paper settings: `params/fig_dup_scaling.yml`.
 
 # %% tags=["parameters"]
-profile = "smoke"  # zoo profile (built here if missing: smoke ~1 minute, paper <= 15 minutes)
+profile = "smoke"  # zoo profile, built here if missing: smoke takes about a minute
 k = 32  # prefix tokens
 m = 32  # continuation tokens (Pythia's 32)
 n_boot = 200  # bootstrap replicates of the slope CI

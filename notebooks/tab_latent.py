@@ -22,15 +22,17 @@
 # at the final checkpoint, and the never-inserted controls (level 0), are decoded under N noise draws
 # per σ (absolute σ, every weight tensor; the weights are restored bit for bit after each draw), and
 # each sample keeps its best token-level Levenshtein similarity over the draws. A best-of-N statistic
-# rises under pure noise, so a canary counts as *recovered* only when its best similarity beats every
-# control of the same size and σ (`memkit.scaling.latent_vs_controls`); a one-sided Mann-Whitney test
-# compares the two distributions. σ is swept because these models are much smaller than Pythia-1B.
+# rises under pure noise, so only *hidden* canaries count (clean similarity no higher than every
+# control's: unmemorized-looking without noise), and one is *recovered* only when its best similarity
+# beats every control of the same size and σ (`memkit.scaling.latent_vs_controls`); a one-sided
+# Mann-Whitney test asks whether inserted canaries gain more from the noise (best − clean) than the
+# controls. σ is swept because these models are much smaller than Pythia-1B.
 #
 # Outputs (into `out_dir`): `tab_latent.tex`, `fig_latent.pdf/.png`, `numbers_tab_latent.tex`.
 # Defaults are smoke settings; paper settings: `params/tab_latent.yml`.
 
 # %% tags=["parameters"]
-profile = "smoke"  # zoo profile (built here if missing)
+profile = "smoke"  # zoo profile, built here if missing
 sizes = None  # None: every size of the profile
 k = 32
 m = 32
@@ -95,8 +97,8 @@ latent.groupby(["size", "sigma", latent["meta_level"] > 0], sort=False)[
 tested = latent[(latent["meta_level"] == 0) | ~latent["clean_exact"]]
 result = pd.concat([latent_vs_controls(group, by=("sigma",)).assign(size=size, params=int(group["params"].iloc[0]))
                     for size, group in tested.groupby("size", sort=False)], ignore_index=True)
-result[["size", "sigma", "n_inserted", "n_controls", "control_threshold", "recovered", "recovered_exact",
-        "inserted_gain", "control_gain", "mannwhitney_p"]].round(4)
+result[["size", "sigma", "n_inserted", "n_hidden", "n_controls", "control_clean_max", "control_threshold", "recovered",
+        "recovered_exact", "inserted_gain", "control_gain", "mannwhitney_p"]].round(4)
 
 # %% [markdown]
 # ## Figure: best-of-N similarity, inserted vs controls
@@ -131,23 +133,26 @@ plt.close(fig)
 # %%
 table = result.assign(
     model=result["size"].map(lambda s: f"zoo:{s}"), sigma=result["sigma"].map(lambda v: f"{v:g}"),
-    tested=[f"{a} / {b}" for a, b in zip(result["n_inserted"], result["n_controls"])],
+    tested=[f"{a} / {h} / {b}" for a, h, b in zip(result["n_inserted"], result["n_hidden"], result["n_controls"])],
     threshold=result["control_threshold"].map(lambda v: f"{v:.3f}"),
     gains=[f"{a:+.3f} / {b:+.3f}" for a, b in zip(result["inserted_gain"], result["control_gain"])],
     p=result["mannwhitney_p"].map(lambda v: f"{v:.2g}"),
 )[["model", "sigma", "tested", "threshold", "recovered", "recovered_exact", "gains", "p"]]
-table.columns = ["model", "$\\sigma$", "inserted / controls", "control max", "recovered", "exact", "gain ins. / ctrl",
-                 "$p$ (MW)"]
+table.columns = ["model", "$\\sigma$", "inserted / hidden / controls", "control max", "recovered", "exact",
+                 "gain ins. / ctrl", "$p$ (MW)"]
 report.write_table(table, out / f"{NAME}.tex", source=NAME, escape=False, column_format="lrrrrrrr",
                    caption=f"Latent memorization in the organisms: best token Levenshtein similarity over "
                            f"{n_draws} gaussian weight perturbations per $\\sigma$ for inserted canaries "
                            f"($\\geq${min_level} copies) not extractable at the final checkpoint vs never-inserted "
-                           f"controls. Recovered: best similarity above every control's.", label="tab:latent")
+                           f"controls. Hidden: clean similarity no higher than every control's; recovered: hidden "
+                           f"and best similarity above every control's best; $p$: one-sided Mann-Whitney test that "
+                           f"inserted canaries gain more (best $-$ clean) than controls.", label="tab:latent")
 numbers = {"LatentDraws": n_draws, "LatentMinLevel": min_level, "LatentNSigmas": len(sigmas),
            "LatentSigmaMin": f"{min(sigmas):g}", "LatentSigmaMax": f"{max(sigmas):g}",
            "LatentRecoveredTotal": int(result["recovered"].sum()),
            "LatentRecoveredExactTotal": int(result["recovered_exact"].sum()),
            "LatentTestedTotal": int(result.drop_duplicates("size")["n_inserted"].sum()),
+           "LatentHiddenTotal": int(result.drop_duplicates("size")["n_hidden"].sum()),
            "LatentSignificant": int((result["mannwhitney_p"] < 0.05).sum()), "LatentNTests": len(result)}
 for size, group in result.groupby("size", sort=False):
     best = group.sort_values(["recovered", "sigma"], ascending=[False, True], kind="stable").iloc[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -58,7 +60,10 @@ def test_fit_table_groups_and_bad_input():
 def tiny_samples(tiny_lm):
     lines = [line for line in BASE_TEXT.splitlines() if line]
     records = [{"id": f"s{i}", "text": lines[i] + " " + lines[i + 1], "level": i % 2} for i in range(6)]
-    return memkit.make_samples(tiny_lm, records, k=8, m=8)
+    samples = memkit.make_samples(tiny_lm, records, k=8, m=8)
+    # the suffix is the clean model's own greedy continuation: similarity 1 without noise, lower with it
+    clean = memkit.extract(tiny_lm, samples, progress=False)
+    return [replace(s, suffix_ids=tuple(g)) for s, g in zip(samples, clean["generated_ids"])]
 
 
 def test_latent_memorization_restores_weights_and_is_seeded(tiny_lm, tiny_samples):
@@ -73,8 +78,11 @@ def test_latent_memorization_restores_weights_and_is_seeded(tiny_lm, tiny_sample
     assert (zero["mean_similarity"] == zero["clean_similarity"]).all()
     noisy = a[a["sigma"] == 0.05]
     assert (noisy["best_similarity"] >= noisy["mean_similarity"]).all()
-    assert not np.allclose(noisy["mean_similarity"], noisy["clean_similarity"])  # the noise changes the decoding
+    assert (a["clean_similarity"] == 1.0).all() and a["clean_exact"].all()
+    assert (noisy["mean_similarity"] < 1.0).any()  # the noise changes the decoding
     assert "meta_level" in a.columns
+    alone = latent_memorization(tiny_lm, tiny_samples, sigmas=[0.05], n_draws=3, seed=1, progress=False)
+    pd.testing.assert_frame_equal(alone, noisy.reset_index(drop=True))  # a sigma's draws do not depend on the sweep
     c = latent_memorization(tiny_lm, tiny_samples, sigmas=[0.05], n_draws=3, seed=2, progress=False)
     assert not np.array_equal(c["mean_similarity"], noisy["mean_similarity"].to_numpy())
     rel = latent_memorization(tiny_lm, tiny_samples, sigmas=[0.05], n_draws=2, seed=1, relative=True, progress=False)

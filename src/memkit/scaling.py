@@ -93,8 +93,9 @@ def latent_memorization(lm: LoadedModel, samples: Sequence[Sample], sigmas: Sequ
     """Best token-level Levenshtein similarity per sample over `n_draws` gaussian weight perturbations.
 
     One row per (sample, sigma): `clean_similarity` (unperturbed model), `best_similarity` and
-    `best_exact` over the draws, `mean_similarity`, and the sample's meta columns. Draw d of
-    sigma index j uses the noise seeded by (seed, j, d), so results do not depend on batching.
+    `best_exact` over the draws, `mean_similarity`, and the sample's meta columns. Draw d of a
+    sigma uses the noise seeded by (seed, sigma in units of 1e-9, d): results for one sigma depend
+    neither on batching nor on which other sigmas are swept.
     """
     if n_draws <= 0:
         raise MemkitError(f"n_draws must be positive (got {n_draws})")
@@ -110,11 +111,12 @@ def latent_memorization(lm: LoadedModel, samples: Sequence[Sample], sigmas: Sequ
     frames = []
     bar = tqdm(total=len(sigmas) * n_draws, desc=f"latent {lm.name}", unit="draw", disable=not progress)
     try:
-        for j, sigma in enumerate(sigmas):
+        for sigma in sigmas:
             sims = np.zeros((n_draws, len(samples)))
             exact = np.zeros((n_draws, len(samples)), dtype=bool)
             for d in range(n_draws):
-                generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, j, d]).generate_state(1)[0]))
+                entropy = [seed, int(round(float(sigma) * 1e9)), d]
+                generator = torch.Generator().manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
                 with torch.no_grad():
                     _noise_(params, float(sigma), relative, generator)
                 try:
