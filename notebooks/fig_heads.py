@@ -59,6 +59,7 @@ import warnings
 warnings.filterwarnings("ignore")
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -96,13 +97,13 @@ if ids is not None:
 
 def model_key(spec: str) -> str:
     if spec.startswith("zoo:"):
-        return "Zoo" if zoo_which == "largest" else "Zoo" + macro_key(spec.split("/")[-1].split("@")[0])
+        return "Zoo" if zoo_which == "largest" else "Zoo" + macro_key(spec[4:].split("/")[-1].split("@")[0])
     return macro_names.get(spec) or macro_key(spec)
 
 
 def model_label(spec: str) -> str:
     if spec.startswith("zoo:"):
-        return f"organism {spec.split('/')[-1].split('@')[0]}"
+        return f"organism {spec[4:].split('/')[-1].split('@')[0]}"
     return labels.get(spec, spec)
 
 
@@ -203,6 +204,7 @@ for col, spec in enumerate(specs):
                           interpolation="nearest")
         ax.set_title(f"{model_label(spec)}\n{group}" if row == 0 else group)
         ax.set_xticks(range(n_heads), [str(h) if n_heads <= 10 or h % 2 == 0 else "" for h in range(n_heads)])
+        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         if row == 1:
             ax.set_xlabel("head")
         if col == 0:
