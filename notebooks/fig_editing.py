@@ -52,6 +52,7 @@ seq_len = 128
 fit_windows = 32  # windows of generic text for the K-FAC factors
 ppl_windows = 16  # held-out windows for perplexity
 ppl_budget = 0.5  # "equal perplexity": at most (1 + budget) x the unedited perplexity
+ppl_cap = 10.0  # x axis ends at this perplexity ratio (edits beyond it leave the plot)
 seed = 0
 batch_size = 16
 threads = 1
@@ -103,13 +104,13 @@ if ids is not None:
 
 def model_key(spec: str) -> str:
     if spec.startswith("zoo:"):
-        return "Zoo" if zoo_which == "largest" else "Zoo" + macro_key(spec.split("/")[-1].split("@")[0])
+        return "Zoo" if zoo_which == "largest" else "Zoo" + macro_key(spec[4:].split("/")[-1].split("@")[0])
     return macro_names.get(spec) or macro_key(spec)
 
 
 def model_label(spec: str) -> str:
     if spec.startswith("zoo:"):
-        return f"organism {spec.split('/')[-1].split('@')[0]}"
+        return f"organism {spec[4:].split('/')[-1].split('@')[0]}"
     return labels.get(spec, spec)
 
 
@@ -241,12 +242,15 @@ for ax, spec in zip(axes[0], specs):
     ax.plot([1], [unedited["biderman"]], "k*", ms=7, label="unedited")
     ax.axvline(1 + ppl_budget, color="0.5", lw=0.6, ls="--")
     ax.set_xscale("log")
-    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 7.0)))
+    right = min(ppl_cap, max(1.0 + ppl_budget, float(part["ppl_ratio"].max())) * 1.05)
+    ax.set_xlim(0.97, right)
+    subs = (1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 7.0) if right < 3 else (1.0, 2.0, 5.0)
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs))
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_ylim(-0.03, 1.03)
     ax.set_title(f"{model_label(spec)}\nMLPs of blocks {meta[spec]['layers'][0]}–{meta[spec]['layers'][-1]}")
-    ax.set_xlabel("perplexity / unedited (held-out)")
+    ax.set_xlabel("perplexity / unedited (held-out)" + (f", cut at {ppl_cap:g}" if right >= ppl_cap else ""))
     ax.grid(alpha=0.3, lw=0.4)
 axes[0][0].set_ylabel("memorization (Biderman score)")
 axes[0][0].legend(loc="lower left", frameon=False)

@@ -90,13 +90,13 @@ if ids is not None:
 
 def model_key(spec: str) -> str:
     if spec.startswith("zoo:"):
-        return "Zoo" if zoo_which == "largest" else "Zoo" + macro_key(spec.split("/")[-1].split("@")[0])
+        return "Zoo" if zoo_which == "largest" else "Zoo" + macro_key(spec[4:].split("/")[-1].split("@")[0])
     return macro_names.get(spec) or macro_key(spec)
 
 
 def model_label(spec: str) -> str:
     if spec.startswith("zoo:"):
-        return f"organism {spec.split('/')[-1].split('@')[0]} (GPT-NeoX)"
+        return f"organism {spec[4:].split('/')[-1].split('@')[0]} (GPT-NeoX)"
     return labels.get(spec, spec)
 
 
