@@ -96,7 +96,7 @@ def model_key(spec: str) -> str:
 
 def model_label(spec: str) -> str:
     if spec.startswith("zoo:"):
-        return f"organism {spec[4:].split('/')[-1].split('@')[0]} (GPT-NeoX)"
+        return f"organism {spec[4:].split('/')[-1].split('@')[0]}"
     return labels.get(spec, spec)
 
 
@@ -143,7 +143,7 @@ summary.round(3)
 # %%
 plt.rcParams.update({"font.size": 7, "axes.titlesize": 7, "legend.fontsize": 6})
 curve = lens.groupby(["spec", "group", "layer"], sort=False)["is_top1"].mean().reset_index()
-fig, axes = plt.subplots(2, len(specs), figsize=(min(7.0, 1.9 * len(specs) + 1.0), 3.6), squeeze=False,
+fig, axes = plt.subplots(2, len(specs), figsize=(min(7.0, 1.75 * len(specs) + 0.8), 3.6), squeeze=False,
                          constrained_layout=True)
 STYLE = {"memorized": ("C3", "-"), "control": ("C0", "--")}
 for col, spec in enumerate(specs):
@@ -159,16 +159,15 @@ for col, spec in enumerate(specs):
         if len(final):
             xs = np.sort(depth_of(final["lock_in"].to_numpy()))
             ax_cdf.step(xs, np.arange(1, len(xs) + 1) / len(xs), where="post", color=colour, ls=ls, lw=1.1,
-                        label=f"{group} (n={len(xs)})")
+                        label=group)
             ax_top.axvline(depth_of(final["lock_in"].median()), color=colour, ls=":", lw=0.8)
-    ax_top.set_title(f"{model_label(spec)}\n{n_layers[spec]} blocks")
+    ax_top.set_title(f"{model_label(spec)}\n{n_layers[spec]} blocks", fontsize=6.5)
     ax_top.set_ylim(-0.02, 1.02)
     ax_cdf.set_ylim(0, 1.02)
     for ax in (ax_top, ax_cdf):
         ax.set_xlim(0, 1.02)
         ax.grid(alpha=0.3, lw=0.4)
     ax_cdf.set_xlabel("relative depth (block / L)")
-    ax_cdf.legend(loc="lower right", frameon=False)
     if col == 0:
         ax_top.set_ylabel("true token is top-1\n(share of positions)")
         ax_cdf.set_ylabel("lock-in depth\n(cumulative share)")
