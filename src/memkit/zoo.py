@@ -358,7 +358,7 @@ def list_zoo() -> list[dict]:
                          "checkpoints": steps, "complete": (size_dir / "done.json").exists(),
                          "seconds": (done or {}).get("sizes", {}).get(size_dir.name, {}).get("seconds"),
                          "location": str(size_dir)})
-    return rows
+    return sorted(rows, key=lambda r: (r["zoo"], r["non_embedding_params"] or 0, r["size"]))
 
 
 def remove_stale() -> list[Path]:
