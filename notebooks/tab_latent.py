@@ -62,7 +62,7 @@ import memkit
 from memkit import report, zoo
 from memkit.experiments import macro_key
 from memkit.paths import PROJECT_ROOT
-from memkit.scaling import latent_memorization, latent_vs_controls
+from memkit.scaling import latent_memorization, latent_vs_controls, mark_latent
 
 torch.set_num_threads(1)
 transformers.logging.set_verbosity_error()
@@ -147,10 +147,14 @@ report.write_table(table, out / f"{NAME}.tex", source=NAME, escape=False, column
                            f"controls. Hidden: clean similarity no higher than every control's; recovered: hidden "
                            f"and best similarity above every control's best; $p$: one-sided Mann-Whitney test that "
                            f"inserted canaries gain more (best $-$ clean) than controls.", label="tab:latent")
+marked = pd.concat([mark_latent(group) for _, group in tested.groupby("size", sort=False)])
+marked["recovered_exact"] = marked["recovered"] & marked["best_exact"].astype(bool)
+recovered_ids = marked.groupby(["size", "id"])[["recovered", "recovered_exact"]].any().reset_index()  # any sigma
 numbers = {"LatentDraws": n_draws, "LatentMinLevel": min_level, "LatentNSigmas": len(sigmas),
            "LatentSigmaMin": f"{min(sigmas):g}", "LatentSigmaMax": f"{max(sigmas):g}",
-           "LatentRecoveredTotal": int(result["recovered"].sum()),
-           "LatentRecoveredExactTotal": int(result["recovered_exact"].sum()),
+           "LatentRecoveredCanaries": int(recovered_ids["recovered"].sum()),
+           "LatentRecoveredExactCanaries": int(recovered_ids["recovered_exact"].sum()),
+           "LatentControlsEverExact": int(latent[latent["meta_level"] == 0]["best_exact"].sum()),
            "LatentTestedTotal": int(result.drop_duplicates("size")["n_inserted"].sum()),
            "LatentHiddenTotal": int(result.drop_duplicates("size")["n_hidden"].sum()),
            "LatentSignificant": int((result["mannwhitney_p"] < 0.05).sum()), "LatentNTests": len(result)}

@@ -10,7 +10,8 @@ import pytest
 
 import memkit
 from memkit.errors import MemkitError
-from memkit.scaling import extraction_onsets, fit_table, latent_memorization, latent_vs_controls, loglinear_fit
+from memkit.scaling import (extraction_onsets, fit_table, latent_memorization, latent_vs_controls, loglinear_fit,
+                            mark_latent)
 from memkit.train import weights_sha256
 
 from conftest import BASE_TEXT
@@ -107,6 +108,9 @@ def test_latent_vs_controls_counts_only_hidden_canaries_that_beat_the_controls()
     assert row["recovered"] == 2  # 0.9 and 0.45 beat 0.4; 0.35 does not
     assert row["inserted_gain"] == pytest.approx((0.25 + 0.7 + 0.1 + 0.3) / 4)
     assert row["control_gain"] == pytest.approx(0.2)
+    marked = mark_latent(frame)
+    assert marked["recovered"].tolist() == [False, False, False, True, False, True, False]
+    assert marked["hidden"].tolist() == [False, False, True, True, False, True, False]
     with pytest.raises(MemkitError, match="level-0 controls"):
         latent_vs_controls(frame[frame["meta_level"] > 0])
 

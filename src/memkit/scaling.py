@@ -142,6 +142,21 @@ def latent_memorization(lm: LoadedModel, samples: Sequence[Sample], sigmas: Sequ
     return pd.concat(frames, ignore_index=True)
 
 
+def mark_latent(latent: pd.DataFrame, level: str = "meta_level", quantile: float = 1.0,
+                by: Sequence[str] = ("sigma",)) -> pd.DataFrame:
+    """`latent` plus boolean columns `inserted`, `hidden`, `recovered` (definitions in `latent_vs_controls`)."""
+    frames = []
+    for _, group in latent.groupby(list(by), sort=True):
+        controls = group[group[level] == 0]
+        inserted = (group[level] > 0) & ~group["clean_exact"].astype(bool)
+        if controls.empty or not inserted.any():
+            raise MemkitError("latent_vs_controls needs both level-0 controls and non-extractable inserted samples")
+        hidden = inserted & (group["clean_similarity"] <= float(np.quantile(controls["clean_similarity"], quantile)))
+        recovered = hidden & (group["best_similarity"] > float(np.quantile(controls["best_similarity"], quantile)))
+        frames.append(group.assign(inserted=inserted, hidden=hidden, recovered=recovered))
+    return pd.concat(frames).sort_index()
+
+
 def latent_vs_controls(latent: pd.DataFrame, level: str = "meta_level", quantile: float = 1.0,
                        by: Sequence[str] = ("sigma",)) -> pd.DataFrame:
     """Per sigma: inserted canaries that look unmemorized but that weight noise lifts above every control.
@@ -155,23 +170,19 @@ def latent_vs_controls(latent: pd.DataFrame, level: str = "meta_level", quantile
     from scipy.stats import mannwhitneyu
 
     rows = []
-    for keys, group in latent.groupby(list(by), sort=True):
+    for keys, group in mark_latent(latent, level, quantile, by).groupby(list(by), sort=True):
         keys = keys if isinstance(keys, tuple) else (keys,)
         controls = group[group[level] == 0]
-        inserted = group[(group[level] > 0) & ~group["clean_exact"].astype(bool)]
-        if controls.empty or inserted.empty:
-            raise MemkitError("latent_vs_controls needs both level-0 controls and non-extractable inserted samples")
-        clean_threshold = float(np.quantile(controls["clean_similarity"], quantile))
-        threshold = float(np.quantile(controls["best_similarity"], quantile))
-        hidden = inserted[inserted["clean_similarity"] <= clean_threshold]
-        recovered = hidden["best_similarity"] > threshold
+        inserted, hidden = group[group["inserted"]], group[group["hidden"]]
         gain_inserted = inserted["best_similarity"] - inserted["clean_similarity"]
         gain_controls = controls["best_similarity"] - controls["clean_similarity"]
         test = mannwhitneyu(gain_inserted, gain_controls, alternative="greater")
         rows.append({**dict(zip(by, keys)), "n_inserted": len(inserted), "n_hidden": len(hidden),
-                     "n_controls": len(controls), "control_clean_max": clean_threshold, "control_threshold": threshold,
-                     "recovered": int(recovered.sum()),
-                     "recovered_exact": int((recovered & hidden["best_exact"].astype(bool)).sum()),
+                     "n_controls": len(controls),
+                     "control_clean_max": float(np.quantile(controls["clean_similarity"], quantile)),
+                     "control_threshold": float(np.quantile(controls["best_similarity"], quantile)),
+                     "recovered": int(group["recovered"].sum()),
+                     "recovered_exact": int((group["recovered"] & group["best_exact"].astype(bool)).sum()),
                      "inserted_gain": float(gain_inserted.mean()), "control_gain": float(gain_controls.mean()),
                      "inserted_best_mean": float(inserted["best_similarity"].mean()),
                      "control_best_mean": float(controls["best_similarity"].mean()),
