@@ -30,6 +30,7 @@ models = ["gemma-3-270m", "smollm2-135m-instruct"]  # model specs (embedded name
 labels = {"gemma-3-270m": "Gemma-3-270M", "smollm2-135m-instruct": "SmolLM2-135M-Instruct"}
 macro_names = {"gemma-3-270m": "Gemma", "smollm2-135m-instruct": "Smol"}  # letters only
 modes = ["raw", "chat"]
+zoo_profile = "smoke"  # organisms: a zoo profile whose final checkpoints join the figure (raw prompt), or None
 attractors = "data/attractors.jsonl"
 ids = ["harry_potter", "lorem_ipsum", "counting", "us_constitution", "genesis_1", "html_doctype",
        "control_shuffled_genesis_1", "control_shuffled_pi_digits"]  # None = every record
@@ -88,8 +89,22 @@ best_seven = (attractor_rows[attractor_rows["id"].isin(seed_ids)]
               .drop_duplicates(["spec", "mode"]).set_index(["spec", "mode"])["id"])
 ours["best_seed_id"] = [best_seven.get((s, md), "") for s, md in zip(ours["spec"], ours["mode"])]
 ours["label"] = ours["spec"].map(lambda s: labels.get(s, s))
-ours[["spec", "mode", "n_params", "n", "max_seed_score_seed_ids", "best_seed_id", "mem_exact_rate",
-      "mem_near_verbatim_rate", "mem_seed_rate"]].round(3)
+
+# organisms (trained on the KJV Bible only): the same attractors, raw prompt (they have no chat template)
+organisms = pd.DataFrame(columns=ours.columns)
+if zoo_profile is not None:
+    from memkit import zoo
+
+    zoo.build_zoo(zoo_profile, progress=False)
+    org_runs = add_verdicts(run_grid(zoo.zoo_specs(zoo_profile), records, k=k, m=m, modes=["raw"], short=short,
+                                     batch_size=batch_size, progress=False), biderman_m=biderman_m)
+    organisms = summarize(org_runs[org_runs["meta_category"] != "control"], seed_ids=seed_ids)
+    organisms["label"] = organisms["spec"]
+    organisms["best_id"] = (org_runs[org_runs["meta_category"] != "control"]
+                            .sort_values("token_match", ascending=False, kind="stable")
+                            .drop_duplicates("spec").set_index("spec")["id"].reindex(organisms["spec"]).to_numpy())
+pd.concat([ours, organisms])[["spec", "mode", "n_params", "n", "max_seed_score_seed_ids", "best_seed_id",
+                              "mem_exact_rate", "mem_near_verbatim_rate", "mem_seed_rate"]].round(3)
 
 # %% [markdown]
 # ## Quoted points (from the seed documents, not measured here)
@@ -111,7 +126,7 @@ MODE_FILL = {"raw": True, "chat": False}
 
 
 def params_label(x: float, _pos=None) -> str:
-    return f"{x / 1e9:.3g}B" if x >= 1e9 else f"{x / 1e6:.3g}M"
+    return f"{x / 1e9:.3g}B" if x >= 1e9 else f"{x / 1e6:.3g}M" if x >= 1e6 else f"{x / 1e3:.3g}k"
 
 
 def stack_index(xs, ys) -> list[int]:
@@ -137,6 +152,9 @@ for row, n in zip(points.itertuples(), stack_index(points["n_params"], points["m
     y = row.max_seed_score_seed_ids
     ax_a.annotate(f"{row.label} ({row.mode})", (row.n_params, y), xytext=(6, -10 - 8 * n if y > 0.5 else 4 + 8 * n),
                   textcoords="offset points", fontsize=6, color="C0")
+if len(organisms):
+    ax_a.scatter(organisms["n_params"], organisms["max_seed_score_seed_ids"], s=30, marker="^", color="C2",
+                 zorder=3, label="organisms (KJV-trained), raw prompt")
 for kind, marker in ((MEASURED, "s"), (UNCITED, "X")):
     group = lit[lit["kind"] == kind].sort_values("value", kind="stable")
     ax_a.scatter(group["params"], group["value"], s=32, marker=marker, color="0.55", zorder=2, label=kind)
@@ -160,6 +178,10 @@ for rule, (rule_label, marker) in RULE_STYLE.items():
         ax_b.plot(group["n_params"] * dodge[rule], group[f"{rule}_rate"], marker=marker, ms=5, lw=0.8,
                   ls="-" if filled else ":", color=color, mfc=color if filled else "white",
                   label=f"{rule_label}, {mode}")
+    if len(organisms):  # organisms: their own dashed line per rule, not joined to the pretrained models
+        group = organisms.sort_values("n_params", kind="stable")
+        ax_b.plot(group["n_params"] * dodge[rule], group[f"{rule}_rate"], marker=marker, ms=4, lw=0.8, ls="--",
+                  color=color, alpha=0.7)
 n_attr = int(ours["n"].max())
 top = float(ours[[f"{r}_rate" for r in RULES]].max().max())
 ax_b.set(xscale="log", ylim=(-0.01, max(0.1, top * 1.2)), xlabel="parameters (log scale)",
@@ -169,17 +191,20 @@ handles = [matplotlib.lines.Line2D([], [], color=f"C{i}", marker=marker, ls="non
 handles += [matplotlib.lines.Line2D([], [], color="0.4", marker="o", ls="-" if filled else ":", ms=5,
                                     mfc="0.4" if filled else "white", label=f"{mode} prompt")
             for mode, filled in MODE_FILL.items() if mode in set(ours["mode"])]
+if len(organisms):
+    handles.append(matplotlib.lines.Line2D([], [], color="0.4", marker="o", ls="--", ms=4, label="organisms, raw"))
 ax_b.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
 for ax in (ax_a, ax_b):
     ax.grid(alpha=0.3, lw=0.5)
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(params_label))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-lo = min(ours["n_params"].min(), lit["params"].min() if len(lit) else np.inf)
-hi = max(ours["n_params"].max(), lit["params"].max() if len(lit) else 0)
+measured = pd.concat([ours, organisms])
+lo = min(measured["n_params"].min(), lit["params"].min() if len(lit) else np.inf)
+hi = max(measured["n_params"].max(), lit["params"].max() if len(lit) else 0)
 ax_a.set_xlim(lo / 2, hi * 3)
-ax_b.set_xlim(ours["n_params"].min() / 1.6, ours["n_params"].max() * 1.6)
+ax_b.set_xlim(measured["n_params"].min() / 1.6, measured["n_params"].max() * 1.6)
 if ax_b.get_xlim()[1] / ax_b.get_xlim()[0] < 10:  # less than a decade: label the measured sizes
-    ax_b.set_xticks(sorted(ours["n_params"].unique()))
+    ax_b.set_xticks(sorted(measured["n_params"].unique()))
 report.save_figure(fig, out, NAME)
 plt.close(fig)
 
@@ -189,7 +214,7 @@ plt.close(fig)
 # %%
 def human(n: float) -> str:
     """Parameter count as the paper writes it: 135M, 7B, 175B."""
-    return f"{n / 1e9:.0f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+    return f"{n / 1e9:.0f}B" if n >= 1e9 else f"{n / 1e6:.0f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
 
 
 measured_lit = lit[lit["kind"] == MEASURED]
@@ -204,6 +229,17 @@ numbers = {
     "ScaleLitUncitedSmallestParams": human(uncited_lit["params"].min()) if len(uncited_lit) else "--",
     "ScaleSizeRatio": f"{measured_lit['params'].min() / ours['n_params'].max():.0f}" if len(measured_lit) else "--",
 }
+numbers["ScaleNOrganisms"] = len(organisms)
+if len(organisms):
+    best = organisms.sort_values("mem_biderman_rate", ascending=False, kind="stable").iloc[0]
+    numbers.update({
+        "ScaleOrganismSmallestParams": human(organisms["n_params"].min()),
+        "ScaleOrganismLargestParams": human(organisms["n_params"].max()),
+        "ScaleOrganismMaxSeedSeven": f"{organisms['max_seed_score_seed_ids'].max():.2f}",
+        "ScaleOrganismMaxExactRate": f"{organisms['mem_exact_rate'].max():.2f}",
+        "ScaleOrganismMaxBidermanRate": f"{organisms['mem_biderman_rate'].max():.2f}",
+        "ScaleOrganismBestId": f"\\texttt{{{report.latex_escape(str(best['best_id']))}}}",
+    })
 for row in ours.itertuples():
     key = "Scale" + (macro_names.get(row.spec) or macro_key(row.model)) + macro_key(row.mode)
     numbers[f"{key}MaxSeedSeven"] = f"{row.max_seed_score_seed_ids:.2f}"
