@@ -144,7 +144,7 @@ table = fits.assign(
     r2=fits["r2"].map(lambda v: "--" if np.isnan(v) else f"{v:.2f}"),
     control=fits["control_rate"].map(lambda v: f"{v:.3f}"),
 )[["metric", "model", "params", "slope_ci", "r2", "control"]]
-table.columns = ["rate", "model", "params", "slope [95% CI]", "$R^2$", "controls"]
+table.columns = ["rate", "model", "params", "slope [95\\% CI]", "$R^2$", "controls"]
 report.write_table(table, out / "tab_dup_slopes.tex", source=NAME, escape=False, column_format="llrlrr",
                    caption=f"Organisms: extraction rate vs log$_{{10}}$(copies) at the final checkpoint "
                            f"(k={k}, m={m}; levels 1--256; {int(rates[rates['level'] > 0]['n'].max())} canaries per "
