@@ -60,7 +60,7 @@ import transformers
 
 import memkit
 from memkit import report, zoo
-from memkit.experiments import macro_key
+from memkit.experiments import fit_float, macro_key
 from memkit.paths import PROJECT_ROOT
 from memkit.scaling import latent_memorization, latent_vs_controls, mark_latent
 
@@ -140,13 +140,14 @@ table = result.assign(
 )[["model", "sigma", "tested", "threshold", "recovered", "recovered_exact", "gains", "p"]]
 table.columns = ["model", "$\\sigma$", "inserted / hidden / controls", "control max", "recovered", "exact",
                  "gain ins. / ctrl", "$p$ (MW)"]
-report.write_table(table, out / f"{NAME}.tex", source=NAME, escape=False, column_format="lrrrrrrr",
-                   caption=f"Latent memorization in the organisms: best token Levenshtein similarity over "
-                           f"{n_draws} gaussian weight perturbations per $\\sigma$ for inserted canaries "
-                           f"($\\geq${min_level} copies) not extractable at the final checkpoint vs never-inserted "
-                           f"controls. Hidden: clean similarity no higher than every control's; recovered: hidden "
-                           f"and best similarity above every control's best; $p$: one-sided Mann-Whitney test that "
-                           f"inserted canaries gain more (best $-$ clean) than controls.", label="tab:latent")
+table_path = report.write_table(table, out / f"{NAME}.tex", source=NAME, escape=False, column_format="lrrrrrrr",
+                                caption=f"Latent memorization in the organisms: best token Levenshtein similarity over "
+                                        f"{n_draws} gaussian weight perturbations per $\\sigma$ for inserted canaries "
+                                        f"($\\geq${min_level} copies) not extractable at the final checkpoint vs never-inserted "
+                                        f"controls. Hidden: clean similarity no higher than every control's; recovered: hidden "
+                                        f"and best similarity above every control's best; $p$: one-sided Mann-Whitney test that "
+                                        f"inserted canaries gain more (best $-$ clean) than controls.", label="tab:latent")
+fit_float(table_path, font=r"\small", width=r"\linewidth")
 marked = pd.concat([mark_latent(group) for _, group in tested.groupby("size", sort=False)])
 marked["recovered_exact"] = marked["recovered"] & marked["best_exact"].astype(bool)
 recovered_ids = marked.groupby(["size", "id"])[["recovered", "recovered_exact"]].any().reset_index()  # any sigma
