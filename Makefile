@@ -17,7 +17,7 @@ ORGANISM_NOTEBOOKS := fig_dup_scaling fig_context fig_checkpoints tab_latent fig
 ZOO_STAMP := build/zoo-paper.stamp
 SMOKE_NOTEBOOKS := $(NOTEBOOKS) explore
 EXECUTED := $(NOTEBOOKS:%=build/notebooks/%.ipynb)
-LIBRARY := $(wildcard src/memkit/*.py)
+LIBRARY := $(shell find src/memkit -name "*.py")
 PAPER_PDF := paper/main.pdf
 
 .DEFAULT_GOAL := help

@@ -37,7 +37,7 @@ import transformers
 
 from memkit import report
 from memkit.bench import bench_model
-from memkit.models import resolve_spec
+from memkit.core.models import resolve_spec
 
 warnings.filterwarnings("ignore")
 transformers.logging.set_verbosity_error()

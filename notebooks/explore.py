@@ -35,7 +35,7 @@ import transformers
 from IPython.display import HTML, display
 
 import memkit
-from memkit.extract import pad_token_id
+from memkit.core.extract import pad_token_id
 from memkit.inspect import token_table
 
 warnings.filterwarnings("ignore")

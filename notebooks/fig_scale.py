@@ -60,7 +60,7 @@ import transformers
 import memkit
 from memkit import report
 from memkit.experiments import RULES, add_verdicts, macro_key, run_grid, summarize
-from memkit.metrics import SEED_SCORE_THRESHOLD
+from memkit.core.metrics import SEED_SCORE_THRESHOLD
 from memkit.paths import PROJECT_ROOT
 
 transformers.logging.set_verbosity_error()

@@ -14,9 +14,9 @@ import memkit
 from memkit.ablation import (LayerInputs, ablate_heads, ablate_rows, attention_output, concentration, gini,
                              head_effects, head_means, head_scan, head_shape, suffix_logprobs, top_heads)
 from memkit.cli import main
-from memkit.decode import greedy_decode
-from memkit.extract import pad_token_id
-from memkit.hooks import decoder_layers, record_residuals
+from memkit.core.decode import greedy_decode
+from memkit.core.extract import pad_token_id
+from memkit.core.hooks import decoder_layers, record_residuals
 
 from mech_models import TEXTS, build_arch_model
 
@@ -164,10 +164,10 @@ def test_hooks_are_removed_after_an_error(tiny_lm):
         with ablate_heads(tiny_lm.model, [(0, 0)]):
             raise RuntimeError("boom")
     assert _no_hooks(tiny_lm.model)
-    with pytest.raises(IndexError):
+    with pytest.raises(memkit.MemkitError):
         with ablate_heads(tiny_lm.model, [(5, 0)]):
             pass
-    with pytest.raises(ValueError):
+    with pytest.raises(memkit.MemkitError):
         with ablate_heads(tiny_lm.model, [(0, 0)], mode="mean"):
             pass
     assert _no_hooks(tiny_lm.model)

@@ -12,8 +12,8 @@ import memkit
 from memkit.actions import (EMBEDDING_KINDS, KINDS, Action, apply_token_action, difference_of_means,
                             logits_transform, perturb_prefix, rare_token_ids)
 from memkit.errors import MemkitError
-from memkit.extract import pad_token_id
-from memkit.hooks import decoder_layers, residual_edit
+from memkit.core.extract import pad_token_id
+from memkit.core.hooks import decoder_layers, residual_edit
 from memkit.perturb import observe, perturb, relock_step
 
 TEXTS = [
@@ -182,9 +182,9 @@ def test_perturb_cli_resumes_and_reports_bad_input(tiny_model_dir, tmp_path, cap
     assert main(args) == 0
     first = out.read_bytes()
     assert main(args) == 0
-    assert out.read_bytes() == first  # deterministic rerun (served from the resumable caches)
+    assert out.read_bytes() == first  # deterministic rerun (the intermediates were removed: recomputed)
     for bad, message in ((["--alpha", "-1"], "alpha"), (["--layer", "7"], "out of range"),
-                         (["--action", "melt"], "unknown action kind")):
+                         (["--action", "melt"], "invalid choice")):
         capsys.readouterr()
         changed = list(args)
         for flag, value in zip(bad[::2], bad[1::2]):

@@ -17,7 +17,7 @@ from transformers import LogitsProcessor
 
 import memkit
 from memkit import DecodeResult, greedy_decode, make_samples
-from memkit.extract import pad_token_id
+from memkit.core.extract import pad_token_id
 
 from conftest import BASE_TEXT, hf_greedy
 
@@ -236,17 +236,17 @@ def test_no_early_stop_at_eos(tiny_lm, tiny_prompts, tiny_pad):
 # -- argument checks ----------------------------------------------------------------------------
 @pytest.mark.parametrize("m", [0, -4])
 def test_non_positive_m_raises(tiny_lm, tiny_prompts, tiny_pad, m):
-    with pytest.raises(ValueError, match="m must be positive"):
+    with pytest.raises(memkit.MemkitError, match="m must be positive"):
         greedy_decode(tiny_lm.model, tiny_prompts, m, tiny_pad)
 
 
 def test_empty_prompt_raises(tiny_lm, tiny_prompts, tiny_pad):
-    with pytest.raises(ValueError, match="at least one token"):
+    with pytest.raises(memkit.MemkitError, match="at least one token"):
         greedy_decode(tiny_lm.model, [tiny_prompts[2], []], 4, tiny_pad)
 
 
 def test_drafts_must_match_prompts(tiny_lm, tiny_prompts, tiny_pad):
-    with pytest.raises(ValueError, match="drafts"):
+    with pytest.raises(memkit.MemkitError, match="drafts"):
         greedy_decode(tiny_lm.model, tiny_prompts, 4, tiny_pad, drafts=[[1, 2, 3, 4]])
 
 

@@ -230,7 +230,7 @@ def test_clean_prefix_equals_a_shorter_run(tiny_lm, tiny_setup):
     assert [list(g) for g in cut["generated_ids"]] == [list(g) for g in short["generated_ids"]]
     assert list(cut["token_match"]) == pytest.approx(list(short["token_match"]))
     assert list(cut["prefix_match_len"]) == list(short["prefix_match_len"])
-    with pytest.raises(ValueError):
+    with pytest.raises(memkit.MemkitError):
         clean_prefix(clean, 99)
 
 
@@ -245,5 +245,5 @@ def test_clean_reference_keeps_the_truth(tiny_setup):
 
 def test_sweep_rejects_shocks(tiny_lm, tiny_setup):
     samples, clean = tiny_setup
-    with pytest.raises(ValueError, match="shock_sweep"):
+    with pytest.raises(memkit.MemkitError, match="shock_sweep"):
         alpha_sweep(tiny_lm, samples, clean, "force_token", [1])

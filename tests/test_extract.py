@@ -11,11 +11,11 @@ import pytest
 
 import memkit
 from memkit import MemkitError, Sample, greedy_decode, make_samples, score_continuation
-from memkit.extract import pad_token_id, plan_batches, read_run_config
+from memkit.core.extract import pad_token_id, plan_batches, read_run_config
 
 from conftest import BASE_TEXT, hf_greedy
 
-extract_module = importlib.import_module("memkit.extract")  # `memkit.extract` is the function
+extract_module = importlib.import_module("memkit.core.extract")  # `memkit.extract` is the function
 
 K, M = 8, 12
 REQUIRED_COLUMNS = [

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import memkit
-from memkit.hooks import decoder_layers, record_residuals
+from memkit.core.hooks import decoder_layers, record_residuals
 from memkit.lens import final_norm, lens_logits, lock_in, logit_lens, logit_softcap
 
 from mech_models import TEXTS, build_arch_model
@@ -96,7 +96,7 @@ def test_lens_leaves_no_hooks_and_the_model_unchanged(arch_lm):
 def test_layer_subset_and_bad_layers(tiny_lm):
     frame = logit_lens(tiny_lm, _samples(tiny_lm), layers=[1], progress=False)
     assert set(frame["layer"]) == {1}
-    with pytest.raises(IndexError):
+    with pytest.raises(memkit.MemkitError):
         logit_lens(tiny_lm, _samples(tiny_lm), layers=[2], progress=False)
 
 

@@ -1,4 +1,4 @@
-"""Every metric in memkit.metrics against cases computed by hand (see DESIGN.md definitions)."""
+"""Every metric in memkit.core.metrics against cases computed by hand."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import zlib
 
 import pytest
 
-from memkit import metrics
-from memkit.metrics import (
+from memkit.core import metrics
+from memkit.core.metrics import (
     NEAR_VERBATIM_THRESHOLD,
     SEED_SCORE_THRESHOLD,
     char_lev_similarity,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from memkit import MemkitError, Sample, make_samples, read_jsonl
-from memkit.samples import leading_special_ids
+from memkit.core.samples import leading_special_ids
 
 from conftest import BASE_TEXT
 
@@ -25,7 +25,8 @@ def test_read_jsonl_reads_both_record_shapes_and_skips_blank_lines(tmp_path):
         json.dumps({"id": 7, "prefix": "p", "suffix": "s", "source": "bible"}),
     ])
     records = read_jsonl(path)
-    assert records == [{"id": "a", "text": "hello world"}, {"id": 7, "prefix": "p", "suffix": "s", "source": "bible"}]
+    # integer ids become their decimal string (the spelling in the file)
+    assert records == [{"id": "a", "text": "hello world"}, {"id": "7", "prefix": "p", "suffix": "s", "source": "bible"}]
 
 
 def test_read_jsonl_missing_file(tmp_path):

@@ -4,17 +4,43 @@
     lm = memkit.load_model("gemma-3-270m")
     samples = memkit.make_samples(lm, [{"id": "preamble", "text": "We the People ..."}], k=32, m=64)
     df = memkit.extract(lm, samples)   # one row per sample: exact_match, token_match, ...
+
+The names below are imported on first use, so `import memkit` (and the `memkit` command's
+start-up, `--help`, usage errors, Ctrl-C) costs milliseconds instead of importing torch.
 """
 
-from .decode import DecodeResult, greedy_decode
-from .errors import MemkitError
-from .extract import cached_extract, extract, run_extraction
-from .metrics import score_continuation
-from .models import LoadedModel, list_models, load_model
-from .samples import Sample, make_samples, read_jsonl
+from __future__ import annotations
 
-__all__ = [
-    "DecodeResult", "LoadedModel", "cached_extract", "MemkitError", "Sample", "extract", "greedy_decode", "list_models",
-    "load_model", "make_samples", "read_jsonl", "run_extraction", "score_continuation",
-]
+import importlib
+from typing import Any
+
+from .errors import MemkitError
+
+#: Public name -> module that defines it.
+_EXPORTS = {
+    "DecodeResult": "memkit.core.decode", "greedy_decode": "memkit.core.decode",
+    "cached_extract": "memkit.core.extract", "extract": "memkit.core.extract",
+    "run_extraction": "memkit.core.extract", "score_continuation": "memkit.core.metrics",
+    "LoadedModel": "memkit.core.models", "list_models": "memkit.core.models", "load_model": "memkit.core.models",
+    "Sample": "memkit.core.samples", "make_samples": "memkit.core.samples", "read_jsonl": "memkit.core.samples",
+}
+
+__all__ = sorted([*_EXPORTS, "MemkitError"])
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    try:  # submodules such as memkit.zoo, memkit.perturb: `import memkit; memkit.zoo.list_zoo()`
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -17,7 +17,7 @@ The scan batches several heads at once: each batch row carries its own (layer, h
 hook edits each row separately, so one forward pass serves many ablations with results
 identical to one-at-a-time runs (tested). Per sample and head it records the teacher-forced
 log-probability of the true suffix (sum over the m tokens) and, optionally, the greedy
-continuation (exact drafted decoding of `memkit.decode`) scored against the true suffix
+continuation (exact drafted decoding of `memkit.core.decode`) scored against the true suffix
 (`token_match`) and against the model's own clean continuation (`retention`, the Biderman
 score of `memkit.dynamics`), so controls get a meaningful retention too.
 """
@@ -33,11 +33,12 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .extract import extract, pad_token_id
-from .hooks import decoder_layers
-from .metrics import token_match
-from .models import LoadedModel
-from .samples import Sample
+from .core.extract import extract, pad_token_id
+from .core.hooks import decoder_layers
+from .core.metrics import token_match
+from .core.models import LoadedModel
+from .core.samples import Sample
+from .errors import MemkitError
 
 MODES = ("zero", "mean")
 Head = tuple[int, int]
@@ -51,7 +52,7 @@ def attention_output(model, layer: int) -> torch.nn.Linear:
         proj = getattr(attn, proj_name, None) if attn is not None else None
         if isinstance(proj, torch.nn.Linear):
             return proj
-    raise TypeError(f"cannot find the attention output projection of {type(block).__name__}")
+    raise MemkitError(f"cannot find the attention output projection of {type(block).__name__}")
 
 
 def head_shape(model) -> tuple[int, int, int]:
@@ -60,7 +61,7 @@ def head_shape(model) -> tuple[int, int, int]:
     n_heads = int(config.num_attention_heads)
     width = attention_output(model, 0).in_features
     if width % n_heads:
-        raise TypeError(f"o_proj input width {width} is not a multiple of {n_heads} heads")
+        raise MemkitError(f"o_proj input width {width} is not a multiple of {n_heads} heads")
     return len(decoder_layers(model)), n_heads, width // n_heads
 
 
@@ -68,7 +69,7 @@ def _check_heads(model, heads: Sequence[Head | None]) -> None:
     n_layers, n_heads, _ = head_shape(model)
     for head in heads:
         if head is not None and not (0 <= head[0] < n_layers and 0 <= head[1] < n_heads):
-            raise IndexError(f"head {head} out of range: the model has {n_layers} layers x {n_heads} heads")
+            raise MemkitError(f"head {head} out of range: the model has {n_layers} layers x {n_heads} heads")
 
 
 @contextmanager
@@ -76,9 +77,9 @@ def ablate_rows(model, row_heads: Sequence[Head | None], mode: str = "zero",
                 means: torch.Tensor | None = None) -> Iterator[None]:
     """Ablate head `row_heads[r]` (or nothing for None) in batch row r of every forward pass."""
     if mode not in MODES:
-        raise ValueError(f"unknown ablation mode {mode!r}; choose one of {', '.join(MODES)}")
+        raise MemkitError(f"unknown ablation mode {mode!r}; choose one of {', '.join(MODES)}")
     if mode == "mean" and means is None:
-        raise ValueError("mean ablation needs the head means (see head_means)")
+        raise MemkitError("mean ablation needs the head means (see head_means)")
     _check_heads(model, row_heads)
     _, _, head_dim = head_shape(model)
     by_layer: dict[int, list[tuple[int, int]]] = {}
@@ -105,9 +106,9 @@ def ablate_rows(model, row_heads: Sequence[Head | None], mode: str = "zero",
 def ablate_heads(model, heads: Sequence[Head], mode: str = "zero", means: torch.Tensor | None = None) -> Iterator[None]:
     """Ablate the given heads in every row of every forward pass (hooks removed on exit)."""
     if mode not in MODES:
-        raise ValueError(f"unknown ablation mode {mode!r}; choose one of {', '.join(MODES)}")
+        raise MemkitError(f"unknown ablation mode {mode!r}; choose one of {', '.join(MODES)}")
     if mode == "mean" and means is None:
-        raise ValueError("mean ablation needs the head means (see head_means)")
+        raise MemkitError("mean ablation needs the head means (see head_means)")
     _check_heads(model, heads)
     _, _, head_dim = head_shape(model)
     by_layer: dict[int, list[int]] = {}
@@ -279,9 +280,9 @@ def head_scan(lm: LoadedModel, samples: Sequence[Sample], mode: str = "zero", me
     continuation.
     """
     if mode not in MODES:
-        raise ValueError(f"unknown ablation mode {mode!r}; choose one of {', '.join(MODES)}")
+        raise MemkitError(f"unknown ablation mode {mode!r}; choose one of {', '.join(MODES)}")
     if mode == "mean" and means is None:
-        raise ValueError("mean ablation needs the head means (see head_means)")
+        raise MemkitError("mean ablation needs the head means (see head_means)")
     n_layers, n_heads, _ = head_shape(lm.model)
     heads = [(l, h) for l in range(n_layers) for h in range(n_heads)] if heads is None else [tuple(x) for x in heads]
     _check_heads(lm.model, heads)

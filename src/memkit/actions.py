@@ -41,17 +41,11 @@ from typing import Sequence
 
 import torch
 
+from .action_kinds import EMBEDDING_KINDS, FAMILIES, KINDS, LOGIT_KINDS, SHOCK_KINDS, TOKEN_KINDS  # noqa: F401 (re-exported)
 from .errors import MemkitError
-from .hooks import decoder_layers, residual_edit
-from .samples import Sample, chat_prompt_ids, leading_special_ids
+from .core.hooks import decoder_layers, residual_edit
+from .core.samples import Sample, chat_prompt_ids, leading_special_ids
 
-TOKEN_KINDS = ("insert_rare", "substitute_rare", "insert_shock", "delete", "typo", "truncate")
-EMBEDDING_KINDS = ("embed_random", "embed_noise", "embed_direction")
-LOGIT_KINDS = ("logit_rare_bias", "logit_tail")
-SHOCK_KINDS = ("force_token",)
-KINDS = TOKEN_KINDS + EMBEDDING_KINDS + LOGIT_KINDS + SHOCK_KINDS
-FAMILIES = {**{k: "token" for k in TOKEN_KINDS}, **{k: "embedding" for k in EMBEDDING_KINDS},
-            **{k: "logit" for k in LOGIT_KINDS}, **{k: "shock" for k in SHOCK_KINDS}}
 RARE_SET_SIZE = 1000
 SHOCK_TEXT = (" BREAKING: quarterly sodium futures closed 3.7% lower as the committee postponed"
               " the vote on zoning variances for offshore parking structures until further notice.")
@@ -206,7 +200,7 @@ def random_direction(d_model: int, seed: int) -> torch.Tensor:
 @torch.inference_mode()
 def mean_hidden_norm(lm, prompt_ids: Sequence[int], layer: int, start: int) -> float:
     """Mean |h| after block `layer` over the prompt positions >= start (the alpha unit)."""
-    from .hooks import record_residuals
+    from .core.hooks import record_residuals
 
     ids = torch.tensor([list(prompt_ids)], device=lm.device)
     with record_residuals(lm.model) as store:
@@ -218,7 +212,7 @@ def mean_hidden_norm(lm, prompt_ids: Sequence[int], layer: int, start: int) -> f
 @torch.inference_mode()
 def difference_of_means(lm, layer: int, texts_a: Sequence[str], texts_b: Sequence[str]) -> torch.Tensor:
     """Unit vector mean(h_l | texts_a) - mean(h_l | texts_b), averaged over token positions."""
-    from .hooks import record_residuals
+    from .core.hooks import record_residuals
 
     def mean_state(texts):
         states = []

@@ -27,11 +27,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .decode import greedy_decode
-from .extract import pad_token_id
-from .models import load_model
+from .core.decode import greedy_decode
+from .core.extract import pad_token_id
+from .core.models import load_model
 from .paths import DATA_DIR, atomic_path
-from .samples import leading_special_ids
+from .core.samples import leading_special_ids
 
 
 def _attractor_texts() -> list[str]:

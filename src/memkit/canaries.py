@@ -24,7 +24,6 @@ records, for every copy, the flat stream position of the canary's first token.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import re
@@ -36,9 +35,9 @@ from typing import Sequence
 import numpy as np
 
 from .errors import MemkitError
-from .metrics import zlib_ratio
-from .paths import atomic_path
-from .samples import Sample
+from .core.metrics import zlib_ratio
+from .paths import atomic_path, code_fingerprint
+from .core.samples import Sample
 
 DUP_LEVELS = (0, 1, 4, 16, 64, 256)
 KINDS = ("words", "records", "passages")
@@ -277,4 +276,4 @@ def canary_samples(canaries: Sequence[Canary], k: int = 32, m: int = 32, suffix_
 @lru_cache(maxsize=None)
 def canaries_version() -> str:
     """Hash of this module's source: part of the zoo's cache key."""
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    return code_fingerprint("canaries.py")

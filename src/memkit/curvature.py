@@ -41,10 +41,10 @@ import torch
 from tqdm import tqdm
 
 from .errors import MemkitError
-from .extract import pad_token_id
-from .hooks import decoder_layers
-from .models import LoadedModel
-from .paths import atomic_path, cache_dir
+from .core.extract import pad_token_id
+from .core.hooks import decoder_layers
+from .core.models import LoadedModel
+from .paths import atomic_path, cache_dir, code_fingerprint
 from .windows import text_windows, window_batches
 
 METHODS = ("kfac", "magnitude", "random")
@@ -59,12 +59,12 @@ def mlp_linears(model, layers: Sequence[int] | None = None) -> dict[str, torch.n
     out = {}
     for layer in layers:
         if not 0 <= layer < len(blocks):
-            raise IndexError(f"layer {layer} out of range: the model has {len(blocks)} layers (0..{len(blocks) - 1})")
+            raise MemkitError(f"layer {layer} out of range: the model has {len(blocks)} layers (0..{len(blocks) - 1})")
         mlp = getattr(blocks[layer], "mlp", None)
         found = [(name, getattr(mlp, name)) for name in MLP_NAMES
                  if isinstance(getattr(mlp, name, None), torch.nn.Linear)]
         if not found:
-            raise TypeError(f"cannot find the MLP linear layers of block {layer} ({type(blocks[layer]).__name__})")
+            raise MemkitError(f"cannot find the MLP linear layers of block {layer} ({type(blocks[layer]).__name__})")
         for name, module in found:
             out[f"{layer}.{name}"] = module
     return out
@@ -161,8 +161,7 @@ def collect_kfac(lm: LoadedModel, texts: Sequence[str], layers: Sequence[int] | 
 
 def code_version() -> str:
     """Hash of this module and the windowing code (part of the factor cache key)."""
-    here = Path(__file__).parent
-    return hashlib.sha256((here / "curvature.py").read_bytes() + (here / "windows.py").read_bytes()).hexdigest()[:16]
+    return code_fingerprint("curvature.py", "windows.py")
 
 
 def save_factors(factors: KFACFactors, path: Path | str) -> None:

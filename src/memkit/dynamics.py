@@ -52,12 +52,13 @@ import pandas as pd
 import torch
 
 from .actions import FAMILIES, Action, EmbeddingEdit, apply_token_action, check_layer, logits_transform
-from .extract import extract
-from .hooks import residual_edit
-from .metrics import exact_match, prefix_match_len, token_match
-from .models import LoadedModel
+from .core.extract import extract
+from .core.hooks import residual_edit
+from .core.metrics import exact_match, prefix_match_len, token_match
+from .core.models import LoadedModel
 from .perturb import observe, perturb, relock_step
-from .samples import Sample
+from .core.samples import Sample
+from .errors import MemkitError
 
 #: Kinds whose effect depends on the action seed (random positions, tokens or directions).
 SEEDED_KINDS = frozenset({"insert_rare", "substitute_rare", "delete", "typo", "embed_random", "embed_noise"})
@@ -101,12 +102,12 @@ def dynamics_samples(lm: LoadedModel, records: Sequence[dict], k: int, m: int, c
     order). Returns (samples with suffix length m, their clean runs, the groups of *every*
     record run, indexed by id).
     """
-    from .extract import cached_extract
-    from .samples import make_samples
+    from .core.extract import cached_extract
+    from .core.samples import make_samples
 
     clean_m = m if clean_m is None else clean_m
     if clean_m < m:
-        raise ValueError(f"clean_m ({clean_m}) must be >= m ({m})")
+        raise MemkitError(f"clean_m ({clean_m}) must be >= m ({m})")
     tokenizer = lm.tokenizer
     usable = [r for r in records if "text" not in r
               or len(tokenizer(r["text"], add_special_tokens=False)["input_ids"]) >= k + clean_m]
@@ -217,11 +218,11 @@ def _sweep(lm: LoadedModel, samples: Sequence[Sample], clean: pd.DataFrame, kind
     """Every sample under every (alpha, seed, layer) setting of `kind`, in one batched extraction."""
     family = FAMILIES[kind]
     if family == "shock":
-        raise ValueError("force_token shocks the continuation itself: use shock_sweep")
+        raise MemkitError("force_token shocks the continuation itself: use shock_sweep")
     if any(alpha < 0 for alpha, _, _ in settings):
-        raise ValueError("alphas must be >= 0")
+        raise MemkitError("alphas must be >= 0")
     if family == "embedding" and any(layer is None for _, _, layer in settings):
-        raise ValueError(f"{kind} needs a layer")
+        raise MemkitError(f"{kind} needs a layer")
     for _, _, layer in settings:
         check_layer(lm, layer if family == "embedding" else None)
     reference = with_clean_reference(samples, clean)
@@ -261,7 +262,7 @@ def _sweep(lm: LoadedModel, samples: Sequence[Sample], clean: pd.DataFrame, kind
 def _seeds_for(kind: str, seeds: Iterable[int]) -> list[int]:
     seeds = list(dict.fromkeys(int(s) for s in seeds))
     if not seeds:
-        raise ValueError("give at least one seed")
+        raise MemkitError("give at least one seed")
     return seeds if kind in SEEDED_KINDS else seeds[:1]
 
 
@@ -290,7 +291,7 @@ def layer_sweep(lm: LoadedModel, samples: Sequence[Sample], clean: pd.DataFrame,
     One row per (sample, layer, alpha, seed); alpha = 0 rows are shared by every layer (the clean run).
     """
     if FAMILIES[kind] != "embedding":
-        raise ValueError(f"layer_sweep needs an embedding kind, not {kind}")
+        raise MemkitError(f"layer_sweep needs an embedding kind, not {kind}")
     settings = [(float(a), seed, int(layer)) for layer in layers for a in alphas for seed in _seeds_for(kind, seeds)]
     return _sweep(lm, samples, clean, kind, settings, direction, None, batch_size)
 
@@ -303,7 +304,7 @@ def clean_prefix(clean: pd.DataFrame, m: int) -> pd.DataFrame:
     Recomputes `generated_ids`, `suffix_ids`, `token_match`, `exact_match`, `prefix_match_len`, `m`.
     """
     if (clean["m"] < m).any():
-        raise ValueError(f"clean runs shorter than m = {m}")
+        raise MemkitError(f"clean runs shorter than m = {m}")
     generated = [[int(t) for t in g][:m] for g in clean["generated_ids"]]
     suffix = [[int(t) for t in s][:m] for s in clean["suffix_ids"]]
     return clean.assign(generated_ids=generated, suffix_ids=suffix, m=m,
@@ -376,7 +377,7 @@ def fit_sigmoid(alphas: Sequence[float], values: Sequence[float], sharp_below: f
     x = np.asarray(alphas, dtype=float)
     y = np.asarray(values, dtype=float)
     if x.shape != y.shape:
-        raise ValueError("alphas and values must have the same length")
+        raise MemkitError("alphas and values must have the same length")
     keep = np.isfinite(y)
     x, y = x[keep], y[keep]
     order = np.argsort(x, kind="stable")
@@ -550,8 +551,8 @@ def typical_coordinate_alpha(lm: LoadedModel, samples: Sequence[Sample], layer: 
     isotropic Gaussian state and much smaller when a few huge dimensions dominate the norm, which
     is why the same alpha is a stronger push in some models than in others.
     """
-    from .hooks import record_residuals
-    from .samples import leading_special_ids
+    from .core.hooks import record_residuals
+    from .core.samples import leading_special_ids
 
     check_layer(lm, layer)
     start = len(leading_special_ids(lm.tokenizer))

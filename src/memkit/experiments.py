@@ -19,11 +19,11 @@ from typing import Callable, Iterable, Mapping, Sequence
 import pandas as pd
 
 from .errors import MemkitError
-from .extract import cached_extract
-from .metrics import NEAR_VERBATIM_THRESHOLD, SEED_SCORE_THRESHOLD
-from .models import LoadedModel, load_model
+from .core.extract import cached_extract
+from .core.metrics import NEAR_VERBATIM_THRESHOLD, SEED_SCORE_THRESHOLD
+from .core.models import LoadedModel, load_model
 from .paths import atomic_path
-from .samples import MODES, make_samples
+from .core.samples import MODES, make_samples
 
 #: Verdict columns added by `add_verdicts`, with the rule each one applies (for captions and docs).
 RULES: dict[str, str] = {

@@ -13,6 +13,7 @@ data/attractors.jsonl (checked when written). Topics sorted by name; even positi
 from __future__ import annotations
 
 import hashlib
+from .errors import MemkitError
 
 SPLITS = ("fit", "heldout")
 
@@ -22,7 +23,7 @@ def generic_texts(split: str = "fit") -> list[str]:
     import pydoc_data.topics
 
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        raise MemkitError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     topics = pydoc_data.topics.topics
     names = sorted(topics)
     start = 0 if split == "fit" else 1

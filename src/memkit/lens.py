@@ -4,7 +4,7 @@
     lock = lock_in(frame)                    # per sample x position: first layer where the true token is top-1
 
 Teacher-forced over prompt + true suffix: the residual stream after decoder block `layer`
-(0-based, `memkit.hooks.record_residuals`) at the position that predicts suffix token j goes
+(0-based, `memkit.core.hooks.record_residuals`) at the position that predicts suffix token j goes
 through the same final norm, unembedding and (Gemma) logit soft-capping as the model's last
 layer, so the lens at the last layer *is* the model's output (tested with allclose):
 
@@ -33,10 +33,11 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .extract import pad_token_id
-from .hooks import decoder_layers, record_residuals
-from .models import LoadedModel
-from .samples import Sample
+from .core.extract import pad_token_id
+from .core.hooks import decoder_layers, record_residuals
+from .core.models import LoadedModel
+from .core.samples import Sample
+from .errors import MemkitError
 
 
 def final_norm(model) -> torch.nn.Module:
@@ -47,7 +48,7 @@ def final_norm(model) -> torch.nn.Module:
             module = getattr(candidate, name, None) if candidate is not None else None
             if isinstance(module, torch.nn.Module):
                 return module
-    raise TypeError(f"cannot find the final norm of {type(model).__name__}")
+    raise MemkitError(f"cannot find the final norm of {type(model).__name__}")
 
 
 def logit_softcap(model) -> float | None:
@@ -98,7 +99,7 @@ def logit_lens(lm: LoadedModel, samples: Sequence[Sample], layers: Sequence[int]
     n_layers = len(decoder_layers(model))
     layers = list(range(n_layers)) if layers is None else sorted({int(x) for x in layers})
     if any(not 0 <= x < n_layers for x in layers):
-        raise IndexError(f"layers must lie in 0..{n_layers - 1}, got {layers}")
+        raise MemkitError(f"layers must lie in 0..{n_layers - 1}, got {layers}")
     device = lm.device
     pad_id = pad_token_id(lm.tokenizer)
     rows = []

@@ -23,8 +23,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from .models import LoadedModel
-from .samples import Sample
+from .core.models import LoadedModel
+from .core.samples import Sample
 
 
 def is_organism(lm_or_spec) -> bool:
@@ -37,7 +37,7 @@ def is_organism(lm_or_spec) -> bool:
 def zoo_sets(lm: LoadedModel, k: int = 32, m: int = 32, threshold: float = 0.9, max_memorized: int | None = None,
              max_controls: int | None = None, batch_size: int = 32) -> tuple[list[Sample], pd.Series, pd.DataFrame]:
     """Memorized top-level canaries and level-0 controls of an organism, with their clean runs."""
-    from .extract import cached_extract
+    from .core.extract import cached_extract
     from .zoo import parse_spec, zoo_samples
 
     profile = lm.meta.get("zoo_profile") or parse_spec(lm.name).profile

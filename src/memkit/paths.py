@@ -6,6 +6,7 @@ Caches (converted models, zoo checkpoints) live outside git, under `$MEMKIT_CACH
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
@@ -44,3 +45,18 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def code_fingerprint(*files: str) -> str:
+    """Hash (16 hex digits) of memkit source files, named relative to the package, in order.
+
+    Part of every cache key whose results depend on that code: an edit invalidates exactly
+    the caches built from the edited files.
+    """
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update((PACKAGE_DIR / name).read_bytes())
+    return digest.hexdigest()[:16]

@@ -24,12 +24,14 @@ import pandas as pd
 import torch
 
 from .actions import Action, EmbeddingEdit, apply_token_action, check_layer, forward_context, logits_transform
-from .decode import greedy_decode
-from .extract import extract, pad_token_id, run_extraction
-from .hooks import record_residuals, residual_edit
-from .metrics import prefix_match_len, score_continuation
-from .models import LoadedModel
-from .samples import Sample
+from .core.decode import greedy_decode
+from .core.extract import extract, pad_token_id, run_extraction
+from .core.hooks import record_residuals, residual_edit
+from .core.metrics import prefix_match_len, score_continuation
+from .core.models import LoadedModel
+from .core.samples import Sample
+from .errors import MemkitError
+from .paths import code_fingerprint
 
 
 def _action_columns(action: Action) -> dict:
@@ -169,7 +171,7 @@ def observe(lm: LoadedModel, sample: Sample, action: Action, clean_generated: Se
     elif action.family == "embedding" and action.alpha > 0:
         edit = (action.layer, EmbeddingEdit(lm, [sample], action)._edit([0]))
     elif action.family == "shock":
-        raise ValueError("observe() compares states on shared tokens; force_token changes the tokens themselves")
+        raise MemkitError("observe() compares states on shared tokens; force_token changes the tokens themselves")
     # the perturbed run's own greedy continuation, for the divergence point
     context = forward_context(lm, [perturbed_sample], action)
     perturbed_generated = greedy_decode(lm.model, [perturbed_sample.prompt_ids], m, pad, logits_transform=transform,
@@ -196,3 +198,9 @@ def observe(lm: LoadedModel, sample: Sample, action: Action, clean_generated: Se
                   "divergence_step": divergence} for t in range(m)]
     columns = _action_columns(action)
     return (pd.DataFrame(state_rows).assign(**columns), pd.DataFrame(step_rows).assign(**columns))
+
+
+def code_version() -> str:
+    """Hash of the code that decides perturbed results (actions, this module, the core)."""
+    return code_fingerprint("action_kinds.py", "actions.py", "perturb.py", "core/hooks.py", "core/decode.py",
+                            "core/extract.py", "core/metrics.py", "core/samples.py")

@@ -29,9 +29,9 @@ import torch
 from tqdm import tqdm
 
 from .errors import MemkitError
-from .extract import extract
-from .models import LoadedModel
-from .samples import Sample
+from .core.extract import extract
+from .core.models import LoadedModel
+from .core.samples import Sample
 
 
 def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
@@ -200,8 +200,8 @@ def zoo_extraction(profile: str = "paper", steps: Sequence[int | str] = ("final"
     `memkit.extract` metrics. Results come from `cached_extract`, so a warm rerun computes nothing.
     """
     from . import zoo
-    from .extract import cached_extract
-    from .models import load_model
+    from .core.extract import cached_extract
+    from .core.models import load_model
 
     samples = zoo.zoo_samples(profile, k=k, m=m, suffix_start=suffix_start)
     final = zoo.checkpoint_steps(profile)[-1]

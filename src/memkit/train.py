@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from .errors import MemkitError
-from .paths import atomic_path
+from .paths import atomic_path, code_fingerprint
 
 
 @dataclass(frozen=True)
@@ -241,4 +241,4 @@ def train(cfg: TrainConfig, stream: np.ndarray, out_dir: Path | str, tokenizer, 
 @lru_cache(maxsize=None)
 def train_version() -> str:
     """Hash of this module's source: part of the zoo's cache key."""
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    return code_fingerprint("train.py")

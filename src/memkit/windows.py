@@ -16,13 +16,14 @@ from typing import Iterator, Sequence
 
 import torch
 
-from .samples import leading_special_ids
+from .core.samples import leading_special_ids
+from .errors import MemkitError
 
 
 def text_windows(tokenizer, texts: Sequence[str], seq_len: int = 128, max_windows: int | None = None) -> list[list[int]]:
     """Token windows of at most `seq_len` text tokens (plus leading specials) from `texts`."""
     if seq_len < 2:
-        raise ValueError(f"seq_len must be at least 2, got {seq_len}")
+        raise MemkitError(f"seq_len must be at least 2, got {seq_len}")
     lead = leading_special_ids(tokenizer)
     windows = []
     for text in texts:
@@ -34,7 +35,7 @@ def text_windows(tokenizer, texts: Sequence[str], seq_len: int = 128, max_window
     if max_windows is not None:
         windows = windows[:max_windows]
     if not windows:
-        raise ValueError("no text window of two or more tokens in the given texts")
+        raise MemkitError("no text window of two or more tokens in the given texts (the text is too short)")
     return windows
 
 

@@ -35,7 +35,7 @@ from .canaries import KINDS, read_manifest, word_list, write_manifest
 from .corpus import background_stream, build_corpus, corpus_version, encode_docs, load_tokenizer
 from .errors import MemkitError
 from .paths import atomic_path, cache_dir
-from .samples import Sample
+from .core.samples import Sample
 from .train import TrainConfig, checkpoint_dir, train, train_version
 
 DEFAULT_PROFILE = "paper"

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Sequence
 
 import torch
+from ..errors import MemkitError
 
 NEAR_TIE = 1e-4  # top-1 minus top-2 logit below this: argmax may flip with batch shape
 
@@ -280,13 +281,13 @@ def greedy_decode(
     every forward pass, e.g. to install residual-stream hooks for exactly those samples.
     """
     if m <= 0:
-        raise ValueError(f"m must be positive, got {m}")
+        raise MemkitError(f"m must be positive, got {m}")
     if not prompts:
         return DecodeResult([], [])
     if any(len(p) == 0 for p in prompts):
-        raise ValueError("every prompt needs at least one token")
+        raise MemkitError("every prompt needs at least one token")
     if drafts is not None and len(drafts) != len(prompts):
-        raise ValueError("drafts must be given for every prompt")
+        raise MemkitError("drafts must be given for every prompt")
     decoder = _Decoder(model, prompts, m, pad_id, drafts, logits_transform, first_draft, draft_growth,
                        forward_context)
     return decoder.run()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .errors import MemkitError
+from ..errors import MemkitError
 
 MODES = ("raw", "chat")
 
@@ -34,38 +34,64 @@ class Sample:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    """Read extraction records; any malformed line is an error naming file and line number."""
+    """Read extraction records; any bad line is an error naming file and line number.
+
+    Accepted: UTF-8 (a leading byte-order mark is skipped), one JSON object per line, blank
+    lines ignored. Ids are strings or integers (integers become their decimal string) and
+    must be unique; text fields must be valid Unicode (no lone surrogates such as "\\ud800").
+    """
     path = Path(path)
     if not path.is_file():
         raise MemkitError(f"input file not found: {path}")
     records, seen = [], set()
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
+            where = f"{path}:{lineno}"
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
-                raise MemkitError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+                raise MemkitError(f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise MemkitError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise MemkitError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
-            _check_record(record, f"{path}:{lineno}")
-            if str(record["id"]) in seen:
-                raise MemkitError(f"{path}:{lineno}: duplicate id {record['id']!r}")
-            seen.add(str(record["id"]))
+            record = _parse_line(line, where)
+            _check_record(record, where)
+            record["id"] = str(record["id"])  # integer ids keep their JSON spelling
+            if record["id"] in seen:
+                raise MemkitError(f"{where}: duplicate id {record['id']!r}")
+            seen.add(record["id"])
             records.append(record)
     if not records:
         raise MemkitError(f"{path}: no records")
     return records
 
 
+def _parse_line(line: str, where: str) -> dict:
+    """One JSONL line as a dict with a string id, or a MemkitError naming `where`."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise MemkitError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise MemkitError(f"{where}: JSON nested too deeply") from None
+    if not isinstance(record, dict):
+        raise MemkitError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end].encode("unicode_escape", "backslashreplace").decode("ascii")
+        raise MemkitError(f"{where}: not valid Unicode (lone surrogate {bad}); fix the JSON escapes") from None
+    except RecursionError:
+        raise MemkitError(f"{where}: JSON nested too deeply") from None
+    return record
+
+
 def _check_record(record: dict, where: str) -> None:
+    """Check the fields extraction needs (an id that is a string or an integer, the text fields)."""
     if "id" not in record:
         raise MemkitError(f"{where}: record has no 'id' field")
+    sid = record["id"]
+    if isinstance(sid, bool) or not isinstance(sid, (str, int)):
+        raise MemkitError(f"{where}: field 'id' must be a string or an integer, got {json.dumps(sid)[:40]}")
     if "text" in record:
         fields = ("text",)
     elif "prefix" in record or "suffix" in record:

@@ -1,6 +1,6 @@
 """Memorization metrics for one greedy continuation against the true suffix.
 
-Token-level metrics follow the literature exactly (see DESIGN.md):
+Token-level metrics follow the literature exactly:
 - `exact_match`      Carlini et al. 2022 "k-extractable": all m tokens equal.
 - `token_match`      Biderman et al. 2023 memorization score: fraction of equal positions.
 - `prefix_match_len` number of leading tokens equal.

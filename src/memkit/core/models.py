@@ -11,18 +11,20 @@ pickle) and `trust_remote_code` is always off.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from .errors import MemkitError
-from .paths import atomic_path, cache_dir
+from ..errors import MemkitError
+from ..paths import atomic_path, cache_dir
 
 GGUF_MAGIC = b"GGUF"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -59,6 +61,17 @@ EMBEDDED: dict[str, Callable[[], Path]] = {
     "gemma-3-270m": _gemma_gguf,
     "smollm2-135m-instruct": _smollm2_gguf,
 }
+
+#: Spec prefixes resolved by other parts of memkit: prefix -> "module:function(spec) -> folder".
+#: Named, not imported, so the core never depends on the organisms (or on anything above it).
+SPEC_RESOLVERS: dict[str, str] = {
+    "zoo:": "memkit.zoo:zoo_model_dir",
+}
+
+
+def register_resolver(prefix: str, target: str) -> None:
+    """Let `load_model` accept specs starting with `prefix` (target: "module:function")."""
+    SPEC_RESOLVERS[prefix] = target
 
 
 @dataclass
@@ -140,7 +153,21 @@ def _plain_copy(model):
     return plain
 
 
-def convert_gguf(path: Path, name: str | None = None) -> Path:
+@contextmanager
+def _gguf_progress(enabled: bool) -> Iterator[None]:
+    """Show or hide transformers' GGUF de-quantisation bar (it ignores the library switch)."""
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    original = gguf_utils.tqdm
+    if not enabled:
+        gguf_utils.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = original
+
+
+def convert_gguf(path: Path, name: str | None = None, progress: bool = True) -> Path:
     """Dequantise a GGUF file to fp32 and save it as a safetensors folder keyed by its SHA-256."""
     path = Path(path).resolve()
     with open(path, "rb") as fh:
@@ -155,9 +182,10 @@ def convert_gguf(path: Path, name: str | None = None) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(path.parent), gguf_file=path.name, dtype=torch.float32, trust_remote_code=False
-        )
+        with _gguf_progress(progress):
+            model = AutoModelForCausalLM.from_pretrained(
+                str(path.parent), gguf_file=path.name, dtype=torch.float32, trust_remote_code=False
+            )
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, trust_remote_code=False)
     except Exception as exc:
         raise MemkitError(f"{path}: cannot be loaded as a causal LM ({type(exc).__name__}: {exc})") from exc
@@ -194,37 +222,71 @@ def _resolve_dtype(dtype: str, device: str):
 
 
 def _resolve_device(device: str) -> str:
+    """`auto` -> cuda if available else cpu; any other name must be a torch device that exists here."""
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise MemkitError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
+    if kind == "cuda" and not torch.cuda.is_available():
         raise MemkitError(f"device {device!r} requested but CUDA is not available")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise MemkitError(f"device {device!r} requested but MPS is not available")
+    if kind not in ("cpu", "cuda", "mps"):
+        raise MemkitError(f"device {device!r} is not supported; use cpu, cuda, cuda:N or mps")
     return device
+
+
+def check_local_folder(path: Path) -> None:
+    """A model folder memkit can load without running its code: config.json with a known model_type.
+
+    A folder whose architecture exists only as custom code (`auto_map` to its own .py files)
+    is refused: memkit never runs code shipped with a checkpoint (trust_remote_code is off).
+    """
+    config_file = path / "config.json"
+    if not config_file.exists():
+        raise MemkitError(f"{path}: model folder has no config.json")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MemkitError(f"{config_file}: not valid JSON ({exc})".splitlines()[0]) from None
+    if not isinstance(config, dict):
+        raise MemkitError(f"{config_file}: expected a JSON object")
+    from transformers import CONFIG_MAPPING
+
+    model_type = config.get("model_type")
+    if model_type in CONFIG_MAPPING:
+        return  # a native architecture: any auto_map is ignored, its code never runs
+    if "auto_map" in config:
+        raise MemkitError(f"{path}: model_type {model_type!r} needs the folder's custom code (auto_map); "
+                          "memkit never runs code shipped with a model (trust_remote_code is off)")
+    raise MemkitError(f"{path}: unknown model_type {model_type!r} in config.json (transformers does not know it)")
 
 
 def known_models() -> list[str]:
     return sorted(EMBEDDED)
 
 
-def resolve_spec(spec: str, online: bool = False) -> tuple[str, Path | str, str | None]:
+def resolve_spec(spec: str, online: bool = False, progress: bool = True) -> tuple[str, Path | str, str | None]:
     """Turn a model spec into (display name, local folder or hub id, sha256 or None)."""
     if spec in EMBEDDED:
-        folder = convert_gguf(EMBEDDED[spec](), name=spec)
+        folder = convert_gguf(EMBEDDED[spec](), name=spec, progress=progress)
         return spec, folder, folder.name
-    if spec.startswith("zoo:"):
-        from .zoo import zoo_model_dir  # organisms (trained by memkit itself)
-
-        return spec, zoo_model_dir(spec), None
+    for prefix, target in SPEC_RESOLVERS.items():
+        if spec.startswith(prefix):
+            module, function = target.split(":")
+            return spec, getattr(importlib.import_module(module), function)(spec), None
     path = Path(spec).expanduser()
     if path.is_file():
         if path.suffix != ".gguf":
             raise MemkitError(f"{path}: model files must be .gguf (or pass a safetensors folder)")
-        folder = convert_gguf(path)
+        folder = convert_gguf(path, progress=progress)
         return path.stem, folder, folder.name
     if path.is_dir():
-        if not (path / "config.json").exists():
-            raise MemkitError(f"{path}: model folder has no config.json")
+        check_local_folder(path)
         return path.name, path, None
     if path.suffix == ".gguf" or os.sep in spec and not HUB_ID.match(spec):
         raise MemkitError(f"model file not found: {spec}")
@@ -235,23 +297,32 @@ def resolve_spec(spec: str, online: bool = False) -> tuple[str, Path | str, str 
     raise MemkitError(f"unknown model {spec!r}; known models: {', '.join(known_models())} (or a folder, a .gguf file, a zoo:<size>@<step> or a hub id with --online)")
 
 
-def load_model(spec: str, device: str = "auto", dtype: str = "float32", online: bool = False) -> LoadedModel:
-    """Load a causal LM and its tokenizer for extraction (eval mode, no gradients needed)."""
-    import torch
+def load_model(spec: str, device: str = "auto", dtype: str = "float32", online: bool = False,
+               progress: bool = True) -> LoadedModel:
+    """Load a causal LM and its tokenizer for extraction (eval mode, no gradients needed).
+
+    Failures the user can fix (missing or damaged files, unknown device, no network) raise
+    MemkitError with one line; nothing from the checkpoint is executed or unpickled.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    name, location, sha = resolve_spec(spec, online=online)
     device = _resolve_device(device)
     torch_dtype = _resolve_dtype(dtype, device)
+    name, location, sha = resolve_spec(spec, online=online, progress=progress)
     kwargs = dict(trust_remote_code=False, local_files_only=not online)
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(location), dtype=torch_dtype, use_safetensors=True, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(str(location), **kwargs)
-    except OSError as exc:
-        raise MemkitError(f"cannot load model {spec!r} from {location}: {exc}".splitlines()[0]) from exc
+        with _quiet_hub():
+            model = AutoModelForCausalLM.from_pretrained(str(location), dtype=torch_dtype, use_safetensors=True,
+                                                         **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(str(location), **kwargs)
+    except MemkitError:
+        raise
+    except Exception as exc:  # damaged weights, missing files, no network: all one line for the user
+        reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        raise MemkitError(f"cannot load model {spec!r} from {location}: {reason}") from exc
     model.to(device).eval()
     if sha is None and Path(str(location)).is_dir():  # fingerprint local weights for cache keys
         weights = sorted(Path(str(location)).glob("*.safetensors"))
@@ -269,6 +340,22 @@ def load_model(spec: str, device: str = "auto", dtype: str = "float32", online: 
         sha256=sha,
         meta=meta,
     )
+
+
+@contextmanager
+def _quiet_hub() -> Iterator[None]:
+    """Silence the hub client's retry warnings: a failed download ends in one error, not a dozen lines."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("huggingface_hub", "urllib3", "transformers")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR + 10)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def list_models() -> list[dict]:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import torch
+from ..errors import MemkitError
 
 ResidualEdit = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -26,7 +27,7 @@ def decoder_layers(model) -> torch.nn.ModuleList:
         layers = getattr(candidate, "layers", None)
         if isinstance(layers, torch.nn.ModuleList):
             return layers
-    raise TypeError(f"cannot find the decoder layers of {type(model).__name__}")
+    raise MemkitError(f"cannot find the decoder layers of {type(model).__name__}")
 
 
 def _positions(args, kwargs, hidden: torch.Tensor) -> torch.Tensor:
@@ -41,7 +42,7 @@ def residual_edit(model, layer: int, edit: ResidualEdit) -> Iterator[None]:
     """Apply `edit` to the residual stream after decoder block `layer` during every forward."""
     layers = decoder_layers(model)
     if not 0 <= layer < len(layers):
-        raise IndexError(f"layer {layer} out of range: the model has {len(layers)} layers (0..{len(layers) - 1})")
+        raise MemkitError(f"layer {layer} out of range: the model has {len(layers)} layers (0..{len(layers) - 1})")
 
     def hook(module, args, kwargs, output):
         hidden = output[0] if isinstance(output, tuple) else output

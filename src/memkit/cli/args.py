@@ -1,0 +1,186 @@
+"""What every subcommand shares: argument types, model/sample options, output guards, stdout.
+
+Argument types raise `argparse.ArgumentTypeError`, which the parser turns into one line.
+The guards run before any model is loaded, so a bad `--out` costs nothing: it must not be
+(or point at) an input file, its folder must exist and be writable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from ..errors import MemkitError
+
+
+class StdoutError(MemkitError):
+    """Standard output could not be written (full device, closed descriptor)."""
+
+
+class StdoutClosed(Exception):
+    """The reader of standard output went away (`memkit models | head -1`): not an error."""
+
+
+# -- argument types -------------------------------------------------------------------------------
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text!r}")
+    return value
+
+
+def layer_list(text: str) -> list[int]:
+    """`3,5,7` -> [3, 5, 7]; an empty list is a usage error (it would select nothing)."""
+    try:
+        layers = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated layer numbers, got {text!r}") from None
+    if not layers:
+        raise argparse.ArgumentTypeError(f"no layer given in {text!r}")
+    return layers
+
+
+def head_list(text: str) -> list[tuple[int, int]]:
+    """`0:1,2:3` -> [(0, 1), (2, 3)]; an empty list is a usage error."""
+    try:
+        heads = [(int(a), int(b)) for a, b in (item.split(":") for item in text.split(",") if item.strip())]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected heads as LAYER:HEAD,LAYER:HEAD,..., got {text!r}") from None
+    if not heads:
+        raise argparse.ArgumentTypeError(f"no head given in {text!r}")
+    return heads
+
+
+# -- shared options -------------------------------------------------------------------------------
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True,
+                        help="embedded name (gemma-3-270m, smollm2-135m-instruct), a model folder, a .gguf file, "
+                             "zoo:<size>@<step>, or a hub id together with --online")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps (default: cuda if available)")
+    parser.add_argument("--dtype", default="float32", help="float32 (default; CPU always), bfloat16 or float16 on CUDA")
+    parser.add_argument("--online", action="store_true", help="allow downloading a hub model (offline by default)")
+
+
+def add_io_args(parser: argparse.ArgumentParser, m_default: int = 64) -> None:
+    parser.add_argument("--input", required=True, type=Path,
+                        help='JSONL, one record per line: {"id","text"} or {"id","prefix","suffix"}')
+    parser.add_argument("--out", required=True, type=Path, help="output parquet file (written atomically)")
+    parser.add_argument("--prefix-tokens", "-k", type=positive_int, default=32, help="prefix length k (default 32)")
+    parser.add_argument("--suffix-tokens", "-m", type=positive_int, default=m_default,
+                        help=f"continuation length m (default {m_default})")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="samples per batch (default 16)")
+
+
+def add_sample_args(parser: argparse.ArgumentParser) -> None:
+    add_io_args(parser)
+    parser.add_argument("--mode", choices=("raw", "chat"), default="raw",
+                        help="raw: prefix as-is; chat: prefix as a user message via the chat template")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def load(args: argparse.Namespace):
+    """The model named by the common model options (progress bars follow --no-progress)."""
+    from ..core.models import load_model
+
+    return load_model(args.model, device=args.device, dtype=args.dtype, online=args.online,
+                      progress=not getattr(args, "no_progress", False))
+
+
+# -- files ----------------------------------------------------------------------------------------
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_writable_dir(folder: Path) -> None:
+    """Fail now, not after an hour of compute, if nothing can be written into `folder`."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".memkit-write-test.", dir=folder)
+    except OSError as exc:
+        raise MemkitError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def guard_output(out: Path, *inputs: Path | None, folder: bool = False) -> None:
+    """Check `out` before any work: not an input, its parent exists and is writable.
+
+    `folder=True`: `out` is a model folder that must not exist yet; otherwise `out` is a file
+    that must not be a directory (an existing file is replaced atomically at the end).
+    """
+    for source in inputs:
+        if source is not None and _same_file(out, source):
+            raise MemkitError(f"--out {out} is the input file {source}; choose another output path")
+    parent = out.parent
+    if not parent.resolve().is_dir():
+        raise MemkitError(f"output directory does not exist: {parent}")
+    if folder and (out.exists() or out.is_symlink()):
+        raise MemkitError(f"output {out} already exists; give a new folder for the edited model")
+    if not folder and out.is_dir():
+        raise MemkitError(f"output {out} is a directory; give the path of a .parquet file")
+    check_writable_dir(parent)
+
+
+def read_text_file(path: Path) -> str:
+    """A UTF-8 text file, or a MemkitError naming it (missing, not UTF-8, empty)."""
+    if not path.is_file():
+        raise MemkitError(f"text file not found: {path}")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MemkitError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if not text.strip():
+        raise MemkitError(f"{path}: empty text file")
+    return text
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# -- standard output ------------------------------------------------------------------------------
+def emit(line: str) -> None:
+    """Print one line of results; a closed or full stdout becomes StdoutClosed / StdoutError."""
+    if sys.stdout is None:  # started with stdout closed (`>&-`)
+        raise StdoutError("standard output is closed")
+    try:
+        print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise StdoutClosed() from None
+    except OSError as exc:
+        raise StdoutError(f"cannot write to standard output: {exc.strerror or exc}") from None
