@@ -70,7 +70,8 @@ def _parse_line(line: str, where: str) -> dict:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise MemkitError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+        reason = exc.msg.removesuffix(" at")  # json says "Invalid control character at" + a position
+        raise MemkitError(f"{where}: malformed JSON ({reason} at column {exc.colno})") from None
     except RecursionError:
         raise MemkitError(f"{where}: JSON nested too deeply") from None
     if not isinstance(record, dict):
