@@ -86,5 +86,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def console() -> None:
+    """The `memkit` executable: `main`, then exit with its code.
+
+    After Ctrl-C the process ends with `os._exit(130)`: a SIGINT that landed inside an
+    import can leave the interpreter set to re-raise it at shutdown (exit by signal, after
+    our one line), so the normal shutdown is skipped once the streams are flushed.
+    """
+    code = main()
+    if code == 130:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        os._exit(130)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

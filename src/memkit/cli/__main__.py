@@ -1,7 +1,5 @@
 """`python -m memkit.cli ...` is the `memkit` command."""
 
-import sys
+from . import console
 
-from . import main
-
-sys.exit(main())
+console()
