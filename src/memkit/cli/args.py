@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import math
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -184,3 +185,51 @@ def emit(line: str) -> None:
         raise StdoutClosed() from None
     except OSError as exc:
         raise StdoutError(f"cannot write to standard output: {exc.strerror or exc}") from None
+
+
+# -- large inputs and Ray (memkit extract) -----------------------------------------------------
+#: Input formats and token dtypes of `memkit.core.sources` (spelled out here: the CLI starts
+#: without importing pandas; tests/test_sources.py checks that the lists agree).
+INPUT_FORMATS = ("auto", "jsonl", "tokens-jsonl", "parquet", "memmap", "hf")
+TOKEN_DTYPES = ("uint16", "uint32", "int32", "int64")
+_RAY_ADDRESS = re.compile(r"^(auto|local|(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5})$")
+
+
+def ray_address(text: str) -> str:
+    """`auto`, `local`, HOST:PORT or ray://HOST:PORT (port 1-65535)."""
+    if not _RAY_ADDRESS.match(text) or (text not in ("auto", "local") and not 0 < int(text.rsplit(":", 1)[1]) < 65536):
+        raise argparse.ArgumentTypeError(f"bad Ray address {text!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+    return text
+
+
+def set_help(parser: argparse.ArgumentParser, dest: str, text: str) -> None:
+    """Replace the help of an option added by a shared helper (e.g. what --input accepts)."""
+    for action in parser._actions:
+        if action.dest == dest:
+            action.help = text
+
+
+def add_source_args(parser: argparse.ArgumentParser) -> None:
+    set_help(parser, "input", "records: JSONL ({\"id\",\"text\"}, {\"id\",\"prefix\",\"suffix\"} or "
+                              "{\"id\",\"prefix_ids\",\"suffix_ids\"}), parquet, a token memmap (.bin/.npy), "
+                              "a Hugging Face dataset folder or .arrow file")
+    parser.add_argument("--input-format", choices=INPUT_FORMATS, default="auto",
+                        help="how to read --input (default: from its name or first bytes)")
+    parser.add_argument("--seq-len", type=positive_int, default=None,
+                        help="memmap: tokens per sequence (e.g. 2049 for Pythia's Pile); sample i = sequence i")
+    parser.add_argument("--indices", type=Path, default=None,
+                        help="memmap: file of sequence numbers to extract, one per line (or .npy), in that order")
+    parser.add_argument("--dtype-tokens", choices=TOKEN_DTYPES, default=None,
+                        help="memmap: token type of a raw .bin file (default uint16)")
+    parser.add_argument("--chunk-size", type=positive_int, default=4096,
+                        help="samples read, planned into batches and kept in memory at a time (default 4096)")
+
+
+def add_ray_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ray", nargs="?", const="local", default=None, type=ray_address, metavar="ADDRESS",
+                        help="run on Ray: no ADDRESS starts a local Ray (or joins $RAY_ADDRESS), `auto` joins the "
+                             "running cluster, or HOST:PORT / ray://HOST:PORT")
+    parser.add_argument("--num-actors", type=positive_int, default=2,
+                        help="with --ray: model replicas (actors), one GPU each on CUDA (default 2)")
+    parser.add_argument("--threads-per-actor", type=positive_int, default=1,
+                        help="with --ray: torch threads (and CPUs requested) per actor (default 1)")

@@ -3,10 +3,12 @@
     samples = make_samples(lm, [{"id": "preamble", "text": "We the People ..."}], k=32, m=64)
     samples = read_jsonl("data.jsonl")  ->  make_samples(lm, records, ...)
 
-A record is `{"id", "text"}` (split at token k) or `{"id", "prefix", "suffix"}` (the prefix is
-used whole, the suffix cut to m tokens). Mode `raw` feeds the prefix as-is (after the
-tokenizer's own leading special tokens, e.g. Gemma's <bos>); mode `chat` sends the prefix
-text as one user message through the model's chat template, as the original study did.
+A record is `{"id", "text"}` (split at token k), `{"id", "prefix", "suffix"}` (the prefix is
+used whole, the suffix cut to m tokens) or, already tokenized, `{"id", "prefix_ids",
+"suffix_ids"}` (lists of token ids, used like prefix/suffix). Mode `raw` feeds the prefix
+as-is (after the tokenizer's own leading special tokens, e.g. Gemma's <bos>); mode `chat`
+sends the prefix text as one user message through the model's chat template, as the
+original study did. Large inputs are read lazily by `memkit.core.sources`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from ..errors import MemkitError
 
@@ -40,29 +42,46 @@ def read_jsonl(path: str | Path) -> list[dict]:
     lines ignored. Ids are strings or integers (integers become their decimal string) and
     must be unique; text fields must be valid Unicode (no lone surrogates such as "\\ud800").
     """
+    records, seen = [], set()
+    for where, record in iter_jsonl(path):
+        if record["id"] in seen:
+            raise MemkitError(f"{where}: duplicate id {record['id']!r}")
+        seen.add(record["id"])
+        records.append(record)
+    if not records:
+        raise MemkitError(f"{path}: no records")
+    return records
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[str, dict]]:
+    """(`file:line`, record) for every checked record of a JSONL file, read lazily.
+
+    Every record is parsed and checked as by `read_jsonl` (ids become strings); duplicate ids
+    are not looked for here.
+    """
+    for _, where, record in iter_jsonl_from(path):
+        yield where, record
+
+
+def iter_jsonl_from(path: str | Path, offset: int = 0, lineno: int = 1) -> Iterator[tuple[int, str, dict]]:
+    """(byte offset, `file:line`, record) from the line starting at byte `offset` (line `lineno`) on."""
     path = Path(path)
     if not path.is_file():
         raise MemkitError(f"input file not found: {path}")
-    records, seen = [], set()
     with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
+        fh.seek(offset)
+        for lineno, raw in enumerate(fh, start=lineno):
             where = f"{path}:{lineno}"
             try:
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 raise MemkitError(f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-            if not line.strip():
-                continue
-            record = _parse_line(line, where)
-            _check_record(record, where)
-            record["id"] = str(record["id"])  # integer ids keep their JSON spelling
-            if record["id"] in seen:
-                raise MemkitError(f"{where}: duplicate id {record['id']!r}")
-            seen.add(record["id"])
-            records.append(record)
-    if not records:
-        raise MemkitError(f"{path}: no records")
-    return records
+            if line.strip():
+                record = _parse_line(line, where)
+                _check_record(record, where)
+                record["id"] = str(record["id"])  # integer ids keep their JSON spelling
+                yield offset, where, record
+            offset += len(raw)
 
 
 def _parse_line(line: str, where: str) -> dict:
@@ -86,22 +105,60 @@ def _parse_line(line: str, where: str) -> dict:
     return record
 
 
-def _check_record(record: dict, where: str) -> None:
-    """Check the fields extraction needs (an id that is a string or an integer, the text fields)."""
+ID_FIELDS = ("prefix_ids", "suffix_ids")
+
+
+def record_shape(record: dict) -> str | None:
+    """`text`, `pair` (prefix/suffix texts), `ids` (prefix_ids/suffix_ids) or None."""
+    if "text" in record:
+        return "text"
+    if "prefix" in record or "suffix" in record:
+        return "pair"
+    if "prefix_ids" in record or "suffix_ids" in record:
+        return "ids"
+    return None
+
+
+def _check_record(record: dict, where: str, m: int | None = None) -> None:
+    """Check the fields extraction needs (an id that is a string or an integer, the text or id fields).
+
+    Token-id records are checked whole here (lists of non-negative integers, a non-empty
+    prefix and, when `m` is given, at least m suffix tokens); text lengths need a tokenizer.
+    """
     if "id" not in record:
         raise MemkitError(f"{where}: record has no 'id' field")
     sid = record["id"]
     if isinstance(sid, bool) or not isinstance(sid, (str, int)):
         raise MemkitError(f"{where}: field 'id' must be a string or an integer, got {json.dumps(sid)[:40]}")
-    if "text" in record:
-        fields = ("text",)
-    elif "prefix" in record or "suffix" in record:
-        fields = ("prefix", "suffix")
-    else:
-        raise MemkitError(f"{where}: record {record['id']!r} needs a 'text' field or 'prefix' and 'suffix'")
-    for name in fields:
+    shape = record_shape(record)
+    if shape is None:
+        raise MemkitError(f"{where}: record {record['id']!r} needs a 'text' field or 'prefix' and 'suffix' "
+                          f"(or token ids in 'prefix_ids' and 'suffix_ids')")
+    if shape == "ids":
+        _check_ids(record, where, m)
+        return
+    for name in ("text",) if shape == "text" else ("prefix", "suffix"):
         if not isinstance(record.get(name), str):
             raise MemkitError(f"{where}: record {record['id']!r} field {name!r} must be a string")
+
+
+def _check_ids(record: dict, where: str, m: int | None) -> None:
+    for name in ID_FIELDS:
+        ids = record.get(name)
+        if not isinstance(ids, (list, tuple)) or not all(type(i) is int and i >= 0 for i in ids):
+            raise MemkitError(f"{where}: record {record['id']!r} field {name!r} must be a list of token ids "
+                              f"(non-negative integers)")
+    if not record["prefix_ids"]:
+        raise MemkitError(f"{where}: record {record['id']!r} field 'prefix_ids' is empty")
+    if m is not None and len(record["suffix_ids"]) < m:
+        raise MemkitError(f"{where}: record {record['id']!r} field 'suffix_ids' has {len(record['suffix_ids'])} "
+                          f"tokens, fewer than m = {m}")
+
+
+def record_meta(record: dict) -> dict:
+    """The fields of a record that are not its id or its text/token fields (kept as metadata)."""
+    used = {"text": ("text",), "pair": ("prefix", "suffix"), "ids": ID_FIELDS}.get(record_shape(record), ())
+    return {key: value for key, value in record.items() if key != "id" and key not in used}
 
 
 def leading_special_ids(tokenizer) -> list[int]:
@@ -125,29 +182,37 @@ def _encode(tokenizer, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def make_sample(tokenizer, record: dict, k: int = 32, m: int = 64, mode: str = "raw") -> Sample:
-    """Build one Sample from a record (see module docstring)."""
+def make_sample(tokenizer, record: dict, k: int = 32, m: int = 64, mode: str = "raw",
+                leading: Sequence[int] | None = None) -> Sample:
+    """Build one Sample from a record (see module docstring).
+
+    `leading`: the tokenizer's leading special ids, when the caller has them already (raw
+    mode asks the tokenizer otherwise, once per sample).
+    """
     sid = str(record["id"])
-    if "text" in record:
+    shape = record_shape(record)
+    if shape == "text":
         ids = _encode(tokenizer, record["text"])
         if len(ids) < k + m:
             raise MemkitError(f"sample {sid!r}: text has {len(ids)} tokens, fewer than k+m = {k}+{m}")
         prefix, suffix = ids[:k], ids[k : k + m]
     else:
-        prefix, suffix = _encode(tokenizer, record["prefix"]), _encode(tokenizer, record["suffix"])
+        if shape == "ids":
+            prefix, suffix = [int(i) for i in record["prefix_ids"]], [int(i) for i in record["suffix_ids"]]
+        else:
+            prefix, suffix = _encode(tokenizer, record["prefix"]), _encode(tokenizer, record["suffix"])
         if not prefix:
             raise MemkitError(f"sample {sid!r}: empty prefix")
         if len(suffix) < m:
             raise MemkitError(f"sample {sid!r}: suffix has {len(suffix)} tokens, fewer than m = {m}")
         suffix = suffix[:m]
     if mode == "raw":
-        prompt = leading_special_ids(tokenizer) + prefix
+        prompt = list(leading_special_ids(tokenizer) if leading is None else leading) + prefix
     elif mode == "chat":
         prompt = chat_prompt_ids(tokenizer, tokenizer.decode(prefix))
     else:
         raise MemkitError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    meta = {key: value for key, value in record.items() if key not in ("id", "text", "prefix", "suffix")}
-    return Sample(sid, tuple(prefix), tuple(suffix), tuple(prompt), mode, meta)
+    return Sample(sid, tuple(prefix), tuple(suffix), tuple(prompt), mode, record_meta(record))
 
 
 def make_samples(lm_or_tokenizer, records: Iterable[dict] | Sequence[str], k: int = 32, m: int = 64,
@@ -158,10 +223,11 @@ def make_samples(lm_or_tokenizer, records: Iterable[dict] | Sequence[str], k: in
     if mode not in MODES:
         raise MemkitError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     tokenizer = getattr(lm_or_tokenizer, "tokenizer", lm_or_tokenizer)
+    leading = leading_special_ids(tokenizer) if mode == "raw" else None
     samples = []
     for i, record in enumerate(records):
         if isinstance(record, str):
             record = {"id": str(i), "text": record}
         _check_record(record, f"record {i}")
-        samples.append(make_sample(tokenizer, record, k, m, mode))
+        samples.append(make_sample(tokenizer, record, k, m, mode, leading))
     return samples
