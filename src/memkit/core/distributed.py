@@ -163,9 +163,11 @@ def run_extraction_ray(spec: str, source: Source, out: str | Path, config: dict,
     if todo:
         started = _connect(ray, address)
         try:
-            _quiet_data(ray)
-            _run_pipeline(ray, run, todo, spec, stream, device, dtype, threads_per_actor, num_actors, fast, online,
-                          max_restarts, progress)
+            with warnings.catch_warnings():  # Ray Data's deprecation notes and "fewer chunks than actors"
+                warnings.filterwarnings("ignore", module=r"ray\..*")
+                _quiet_data(ray)
+                _run_pipeline(ray, run, todo, spec, stream, device, dtype, threads_per_actor, num_actors, fast,
+                              online, max_restarts, progress)
         except (MemkitError, OSError, KeyboardInterrupt):
             raise
         except Exception as exc:  # a Ray error wraps the worker's: report the innermost cause, in one line
@@ -194,7 +196,7 @@ def _run_pipeline(ray, run: RunParts, todo: list[int], spec: str, stream, device
     resources = {"num_gpus": 1} if device.startswith("cuda") else {"num_cpus": threads}
     items = ray.data.from_items([{"chunk": c} for c in todo], override_num_blocks=len(todo))
     worker_stream = stream.with_tokenizer(None)
-    with warnings.catch_warnings():  # Ray 2.60 deprecates passing actor options as keywords; still the way
+    with warnings.catch_warnings():  # Ray 2.60 deprecates actor options as keywords: still the way to set them
         warnings.simplefilter("ignore")
         rows = items.map_batches(
             ChunkExtractor, batch_size=1,
