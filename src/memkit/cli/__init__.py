@@ -1,4 +1,4 @@
-"""Command line: `memkit models|extract|perturb|lens|ablate|edit|mia|zoo` (see `memkit <command> --help`).
+"""Command line: `memkit models|extract|perturb|lens|ablate|edit|mia|zoo|census` (see `memkit <command> --help`).
 
 One module per subcommand (`register(sub)` adds its parser, `run(args)` does the work);
 `args.py` holds what they share. The promise kept here for every command:
@@ -19,10 +19,10 @@ import os
 import sys
 
 from ..errors import MemkitError
-from . import ablate, edit, extract, lens, mia, models, perturb, zoo
+from . import ablate, census, edit, extract, lens, mia, models, perturb, zoo
 from .args import StdoutClosed, StdoutError
 
-COMMANDS = (models, extract, perturb, lens, ablate, edit, mia, zoo)
+COMMANDS = (models, extract, perturb, lens, ablate, edit, mia, zoo, census)
 
 
 class UsageError(MemkitError):
