@@ -30,7 +30,10 @@ from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Sequence
 
 import torch
+
 from ..errors import MemkitError
+from .arch import sliding_window
+from .batching import left_padded
 
 NEAR_TIE = 1e-4  # top-1 minus top-2 logit below this: argmax may flip with batch shape
 
@@ -107,12 +110,6 @@ def _new_cache(model):
     return DynamicCache(config=model.config)
 
 
-def _sliding_window(model) -> int | None:
-    config = getattr(model.config, "get_text_config", lambda: model.config)()
-    window = getattr(config, "sliding_window", None)
-    return int(window) if window else None
-
-
 class _Decoder:
     """State of one greedy_decode call (see module docstring for the algorithm)."""
 
@@ -181,13 +178,11 @@ class _Decoder:
         n = len(self.prompts)
         probe = min(self.first_draft, self.m - 1) if self.drafts is not None else 0
         chunk_drafts = [list(self.drafts[i][:probe]) if probe else [] for i in range(n)]
-        width = max(len(p) for p in self.prompts)
-        ids = torch.full((n, width + probe), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((n, width + probe), dtype=torch.long)
-        for i, prompt in enumerate(self.prompts):
-            ids[i, width - len(prompt) : width] = torch.tensor(prompt)
-            ids[i, width:] = torch.tensor(chunk_drafts[i], dtype=torch.long)
-            mask[i, width - len(prompt) :] = 1
+        ids, mask = left_padded(self.prompts, self.pad_id)
+        width = ids.shape[1]
+        if probe:  # the draft probe follows every prompt: columns width..width + probe - 1
+            ids = torch.cat([ids, torch.tensor(chunk_drafts, dtype=torch.long)], dim=1)
+            mask = torch.cat([mask, torch.ones((n, probe), dtype=torch.long)], dim=1)
         positions = mask.cumsum(-1) - 1
         positions.masked_fill_(mask == 0, 1)  # the convention of HF generate for pad slots
         group = _Group(
@@ -225,7 +220,7 @@ class _Decoder:
         return self._commit(group, logits, chunk_drafts, base_col)
 
     def run(self) -> DecodeResult:
-        window = _sliding_window(self.model)
+        window = sliding_window(self.model)
         longest = max(len(p) for p in self.prompts)
         if window is not None and longest + 2 * self.m >= window:
             self.drafts = None  # masked draft columns could push real keys out of the window
@@ -266,6 +261,7 @@ def greedy_decode(
     prompts: Sequence[Sequence[int]],
     m: int,
     pad_id: int,
+    *,
     drafts: Sequence[Sequence[int]] | None = None,
     logits_transform: LogitsTransform | None = None,
     first_draft: int = 4,

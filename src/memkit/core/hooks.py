@@ -1,36 +1,76 @@
-"""Hooks into the residual stream: the one door into a model's internals (TransformerLens style).
+"""Hooks into a model: the one door into its internals (every torch hook in memkit goes through here).
+
+    with attach([(block, "forward", fn), (o_proj, "pre_forward", fn2)]):   # any modules, any kinds
+        model(...)
+    # every hook is removed on exit, even after an error
 
     with residual_edit(model, layer=3, edit=fn):   # fn(hidden, position_ids) -> hidden
         greedy_decode(...)
-    # hooks are always removed on exit, even after an error
+    with record_residuals(model) as store:         # {layer: [tensor per forward]}
+        model(...)
 
-`hidden` is the output of decoder block `layer` (the residual stream after that block),
-shape (batch, new positions, d_model); `position_ids` are the logical positions of those
-columns, so an edit can target positions independently of padding and KV caching.
+Kinds of `attach` (the function's signature and what it may return, as in torch):
+- `forward`             fn(module, args, output) -> new output or None
+- `forward_kwargs`      fn(module, args, kwargs, output) -> new output or None
+- `pre_forward`         fn(module, args) -> new args or None
+- `pre_forward_kwargs`  fn(module, args, kwargs) -> (new args, new kwargs) or None
+- `output_grad`         fn(grad) -> new grad or None, called with dL/d(output) of every forward
+                        of the module (a gradient hook on that forward's output tensor, which
+                        must require grad)
+Hooks fire in the order given (and after hooks attached earlier on the same module).
+
+For `residual_edit`, `hidden` is the output of decoder block `layer` (the residual stream
+after that block), shape (batch, new positions, d_model); `position_ids` are the logical
+positions of those columns, so an edit can target positions independently of padding and
+KV caching. Where the decoder blocks are is an architecture fact (`memkit.core.arch`).
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
+
 from ..errors import MemkitError
+from .arch import decoder_layers
 
 ResidualEdit = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Hook = tuple[torch.nn.Module, str, Callable]
+KINDS = ("forward", "forward_kwargs", "pre_forward", "pre_forward_kwargs", "output_grad")
 
 
-def decoder_layers(model) -> torch.nn.ModuleList:
-    """The list of decoder blocks of a causal LM (Llama, Gemma 3, GPT-NeoX, ...)."""
-    base = getattr(model, "base_model", model)
-    for candidate in (base, getattr(base, "model", None), getattr(base, "language_model", None)):
-        layers = getattr(candidate, "layers", None)
-        if isinstance(layers, torch.nn.ModuleList):
-            return layers
-    raise MemkitError(f"cannot find the decoder layers of {type(model).__name__}")
+@contextmanager
+def attach(hooks: Iterable[Hook]) -> Iterator[None]:
+    """Register every (module, kind, fn) hook for the duration of the block (kinds: module docstring)."""
+    handles: list = []  # module hooks, then the gradient hooks planted on forward outputs
+
+    def plant_grad(fn):
+        def forward(module, args, output):
+            handles.append(output.register_hook(fn))
+        return forward
+
+    try:
+        for module, kind, fn in hooks:
+            if kind == "forward":
+                handles.append(module.register_forward_hook(fn))
+            elif kind == "forward_kwargs":
+                handles.append(module.register_forward_hook(fn, with_kwargs=True))
+            elif kind == "pre_forward":
+                handles.append(module.register_forward_pre_hook(fn))
+            elif kind == "pre_forward_kwargs":
+                handles.append(module.register_forward_pre_hook(fn, with_kwargs=True))
+            elif kind == "output_grad":
+                handles.append(module.register_forward_hook(plant_grad(fn)))
+            else:
+                raise ValueError(f"unknown hook kind {kind!r}; choose one of {', '.join(KINDS)}")
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
-def _positions(args, kwargs, hidden: torch.Tensor) -> torch.Tensor:
+def _positions(kwargs, hidden: torch.Tensor) -> torch.Tensor:
     position_ids = kwargs.get("position_ids")
     if position_ids is None:  # plain call without explicit positions: 0..T-1
         position_ids = torch.arange(hidden.shape[1], device=hidden.device).expand(hidden.shape[0], -1)
@@ -46,29 +86,24 @@ def residual_edit(model, layer: int, edit: ResidualEdit) -> Iterator[None]:
 
     def hook(module, args, kwargs, output):
         hidden = output[0] if isinstance(output, tuple) else output
-        edited = edit(hidden, _positions(args, kwargs, hidden))
+        edited = edit(hidden, _positions(kwargs, hidden))
         return (edited, *output[1:]) if isinstance(output, tuple) else edited
 
-    handle = layers[layer].register_forward_hook(hook, with_kwargs=True)
-    try:
+    with attach([(layers[layer], "forward_kwargs", hook)]):
         yield
-    finally:
-        handle.remove()
 
 
 @contextmanager
 def record_residuals(model) -> Iterator[dict[int, list[torch.Tensor]]]:
-    """Collect the residual stream after every decoder block: {layer: [tensor per forward]}."""
+    """Collect the residual stream after every decoder block: {layer: [tensor per forward]} (float32, CPU)."""
     layers = decoder_layers(model)
     store: dict[int, list[torch.Tensor]] = {i: [] for i in range(len(layers))}
-    handles = []
-    for index, block in enumerate(layers):
-        def hook(module, args, output, index=index):
+
+    def recorder(index: int):
+        def hook(module, args, output):
             hidden = output[0] if isinstance(output, tuple) else output
             store[index].append(hidden.detach().float().cpu())
-        handles.append(block.register_forward_hook(hook))
-    try:
+        return hook
+
+    with attach([(block, "forward", recorder(index)) for index, block in enumerate(layers)]):
         yield store
-    finally:
-        for handle in handles:
-            handle.remove()
