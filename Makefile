@@ -44,7 +44,7 @@ test-fast: $(STAMP) ## tests without the ones that load an embedded model
 	$(PY) -m pytest -q -m "not slow" tests
 
 bench: $(STAMP) ## extraction benchmark: HF generate vs memkit vs the teacher-forced floor
-	$(PY) -m memkit.bench --out build/bench
+	$(PY) -m memkit.paper.bench --out build/bench
 
 clean-cache: ## forget converted models (they are rebuilt on next use)
 	rm -rf "$${MEMKIT_CACHE:-$$HOME/.cache/memkit}/converted"
@@ -68,13 +68,13 @@ $(ORGANISM_NOTEBOOKS:%=build/notebooks/%.ipynb): $(ZOO_STAMP)
 
 zoo: $(ZOO_STAMP) ## train the paper zoo of Pythia-architecture organisms (<= 15 min on 2 cores; cached)
 
-$(ZOO_STAMP): src/memkit/corpus.py src/memkit/canaries.py src/memkit/train.py src/memkit/zoo.py $(STAMP)
+$(ZOO_STAMP): $(addprefix src/memkit/organisms/,corpus.py canaries.py train.py zoo.py) $(STAMP)
 	@mkdir -p build
 	$(VENV)/bin/memkit zoo build --profile paper
 	touch $@
 
-build/bench/bench.csv: src/memkit/bench.py src/memkit/decode.py $(STAMP)
-	$(PY) -m memkit.bench --out build/bench
+build/bench/bench.csv: src/memkit/paper/bench.py $(wildcard src/memkit/core/*.py) $(STAMP)
+	$(PY) -m memkit.paper.bench --out build/bench
 
 corpus-deps: ## install the organisms' background corpus (Debian bible-kjv: the KJV text) when missing
 	@command -v bible >/dev/null || { \

@@ -35,9 +35,9 @@ import pandas as pd
 import torch
 import transformers
 
-from memkit import report
-from memkit.bench import bench_model
 from memkit.core.models import resolve_spec
+from memkit.paper import report
+from memkit.paper.bench import bench_model
 
 warnings.filterwarnings("ignore")
 transformers.logging.set_verbosity_error()

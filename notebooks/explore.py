@@ -36,7 +36,7 @@ from IPython.display import HTML, display
 
 import memkit
 from memkit.core.extract import pad_token_id
-from memkit.inspect import token_table
+from memkit.paper.tokens import token_table
 
 warnings.filterwarnings("ignore")
 transformers.logging.set_verbosity_error()

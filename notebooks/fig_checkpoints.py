@@ -49,10 +49,12 @@ import pandas as pd
 import torch
 import transformers
 
-from memkit import report, zoo
-from memkit.experiments import macro_key
+from memkit.organisms import zoo
+from memkit.organisms.laws import extraction_onsets
+from memkit.organisms.zoo import zoo_extraction
+from memkit.paper import report
+from memkit.paper.report import macro_key
 from memkit.paths import PROJECT_ROOT
-from memkit.scaling import extraction_onsets, zoo_extraction
 
 torch.set_num_threads(1)
 transformers.logging.set_verbosity_error()

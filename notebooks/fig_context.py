@@ -53,10 +53,12 @@ import pandas as pd
 import torch
 import transformers
 
-from memkit import report, zoo
-from memkit.experiments import macro_key
+from memkit.organisms import zoo
+from memkit.organisms.laws import loglinear_fit
+from memkit.organisms.zoo import zoo_extraction
+from memkit.paper import report
+from memkit.paper.report import macro_key
 from memkit.paths import PROJECT_ROOT
-from memkit.scaling import loglinear_fit, zoo_extraction
 
 torch.set_num_threads(1)
 transformers.logging.set_verbosity_error()

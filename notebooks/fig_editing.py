@@ -76,10 +76,10 @@ import torch
 import transformers
 
 import memkit
-from memkit import report
-from memkit.curvature import cached_kfac, edited, perplexity
-from memkit.experiments import macro_key
-from memkit.mechsets import generic_texts_for, is_organism, pretrained_sets
+from memkit.mechanisms.curvature import cached_kfac, edited, perplexity
+from memkit.paper import report
+from memkit.paper.report import macro_key
+from memkit.paper.sets import generic_texts_for, is_organism, pretrained_sets
 from memkit.paths import PROJECT_ROOT
 
 transformers.logging.set_verbosity_error()
@@ -91,7 +91,7 @@ NAME = "fig_editing"
 
 specs = list(models)
 if zoo_profile is not None:
-    from memkit import zoo
+    from memkit.organisms import zoo
 
     zoo.build_zoo(zoo_profile, progress=progress)
     sizes = zoo.zoo_specs(zoo_profile, step="final")
@@ -117,7 +117,7 @@ def model_label(spec: str) -> str:
 def eval_samples(lm):
     """Organisms: every canary of the `all` window (levels 0..max); pretrained: the recited attractors."""
     if is_organism(lm):
-        from memkit.zoo import zoo_samples
+        from memkit.organisms.zoo import zoo_samples
 
         samples = [s for s in zoo_samples(lm.meta["zoo_profile"], k=k, m=m) if s.meta["window"] == "all"]
         return samples, {s.id: int(s.meta["level"]) for s in samples}

@@ -69,10 +69,11 @@ import torch
 import transformers
 
 import memkit
-from memkit import report
-from memkit.ablation import concentration, head_effects, head_means, head_scan, head_shape
-from memkit.experiments import macro_key
-from memkit.mechsets import generic_texts_for, memorization_sets
+from memkit.core.arch import head_shape
+from memkit.mechanisms.ablation import concentration, head_effects, head_means, head_scan
+from memkit.paper import report
+from memkit.paper.report import macro_key
+from memkit.paper.sets import generic_texts_for, memorization_sets
 from memkit.paths import PROJECT_ROOT
 
 transformers.logging.set_verbosity_error()
@@ -84,7 +85,7 @@ NAME = "fig_heads"
 
 specs = list(models)
 if zoo_profile is not None:
-    from memkit import zoo
+    from memkit.organisms import zoo
 
     zoo.build_zoo(zoo_profile, progress=progress)
     sizes = zoo.zoo_specs(zoo_profile, step="final")

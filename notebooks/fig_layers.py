@@ -68,10 +68,10 @@ import torch
 import transformers
 
 import memkit
-from memkit import report
-from memkit.dynamics import (dynamics_samples, format_alpha, fragility_profiles, layer_sweep, make_action,
-                             transition_table)
-from memkit.experiments import macro_key
+from memkit.dynamics.sweeps import dynamics_samples, fragility_profiles, layer_sweep, make_action
+from memkit.dynamics.transitions import transition_table
+from memkit.paper import report
+from memkit.paper.report import format_alpha, macro_key
 from memkit.paths import PROJECT_ROOT
 
 transformers.logging.set_verbosity_error()

@@ -61,10 +61,10 @@ import torch
 import transformers
 
 import memkit
-from memkit import report
-from memkit.experiments import macro_key
-from memkit.lens import lock_in, logit_lens
-from memkit.mechsets import memorization_sets
+from memkit.mechanisms.lens import lock_in, logit_lens
+from memkit.paper import report
+from memkit.paper.report import macro_key
+from memkit.paper.sets import memorization_sets
 from memkit.paths import PROJECT_ROOT
 
 transformers.logging.set_verbosity_error()
@@ -77,7 +77,7 @@ GROUPS = ["memorized", "control"]
 
 specs = list(models)
 if zoo_profile is not None:
-    from memkit import zoo
+    from memkit.organisms import zoo
 
     zoo.build_zoo(zoo_profile, progress=progress)
     sizes = zoo.zoo_specs(zoo_profile, step="final")

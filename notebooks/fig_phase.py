@@ -69,11 +69,11 @@ import torch
 import transformers
 
 import memkit
-from memkit import report
-from memkit.actions import FAMILIES, KINDS, difference_of_means
-from memkit.dynamics import (alpha_sweep, distinct_share, dynamics_samples, format_alpha, format_ci, more_robust,
-                             rank_robustness, transition_table, typical_coordinate_alpha)
-from memkit.experiments import fit_float, macro_key
+from memkit.dynamics.actions import FAMILIES, KINDS, difference_of_means
+from memkit.dynamics.sweeps import alpha_sweep, distinct_share, dynamics_samples, typical_coordinate_alpha
+from memkit.dynamics.transitions import more_robust, rank_robustness, transition_table
+from memkit.paper import report
+from memkit.paper.report import fit_float, format_alpha, format_ci, macro_key
 from memkit.paths import PROJECT_ROOT
 
 transformers.logging.set_verbosity_error()

@@ -58,9 +58,10 @@ import pandas as pd
 import transformers
 
 import memkit
-from memkit import report
-from memkit.experiments import RULES, add_verdicts, macro_key, run_grid, summarize
 from memkit.core.metrics import SEED_SCORE_THRESHOLD
+from memkit.paper import report
+from memkit.paper.experiments import RULES, add_verdicts, run_grid, summarize
+from memkit.paper.report import macro_key
 from memkit.paths import PROJECT_ROOT
 
 transformers.logging.set_verbosity_error()
@@ -93,7 +94,7 @@ ours["label"] = ours["spec"].map(lambda s: labels.get(s, s))
 # organisms (trained on the KJV Bible only): the same attractors, raw prompt (they have no chat template)
 organisms = pd.DataFrame(columns=ours.columns)
 if zoo_profile is not None:
-    from memkit import zoo
+    from memkit.organisms import zoo
 
     zoo.build_zoo(zoo_profile, progress=False)
     org_runs = add_verdicts(run_grid(zoo.zoo_specs(zoo_profile), records, k=k, m=m, modes=["raw"], short=short,

@@ -54,8 +54,9 @@ import pandas as pd
 import transformers
 
 import memkit
-from memkit import report
-from memkit.experiments import RULES, add_verdicts, fit_float, macro_key, rule_letters, run_grid, summarize
+from memkit.paper import report
+from memkit.paper.experiments import RULES, add_verdicts, rule_letters, run_grid, summarize
+from memkit.paper.report import fit_float, macro_key
 from memkit.paths import PROJECT_ROOT
 
 transformers.logging.set_verbosity_error()

@@ -59,10 +59,11 @@ import torch
 import transformers
 
 import memkit
-from memkit import report, zoo
-from memkit.experiments import fit_float, macro_key
+from memkit.organisms import zoo
+from memkit.organisms.latent import latent_memorization, latent_vs_controls, mark_latent
+from memkit.paper import report
+from memkit.paper.report import fit_float, macro_key
 from memkit.paths import PROJECT_ROOT
-from memkit.scaling import latent_memorization, latent_vs_controls, mark_latent
 
 torch.set_num_threads(1)
 transformers.logging.set_verbosity_error()

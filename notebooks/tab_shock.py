@@ -60,9 +60,9 @@ import torch
 import transformers
 
 import memkit
-from memkit import report
-from memkit.dynamics import distinct_share, dynamics_samples, shock_summary, shock_sweep
-from memkit.experiments import fit_float, macro_key
+from memkit.dynamics.sweeps import distinct_share, dynamics_samples, shock_summary, shock_sweep
+from memkit.paper import report
+from memkit.paper.report import fit_float, macro_key
 from memkit.paths import PROJECT_ROOT
 
 transformers.logging.set_verbosity_error()

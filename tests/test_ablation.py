@@ -11,12 +11,13 @@ import pytest
 import torch
 
 import memkit
-from memkit.ablation import (LayerInputs, ablate_heads, ablate_rows, attention_output, concentration, gini,
-                             head_effects, head_means, head_scan, head_shape, suffix_logprobs, top_heads)
 from memkit.cli import main
+from memkit.core.arch import attention_output, head_shape
 from memkit.core.decode import greedy_decode
 from memkit.core.extract import pad_token_id
-from memkit.core.hooks import decoder_layers, record_residuals
+from memkit.core.hooks import record_residuals
+from memkit.mechanisms.ablation import (LayerInputs, ablate_heads, ablate_rows, concentration, gini, head_effects,
+                                        head_means, head_scan, suffix_logprobs, top_heads)
 
 from mech_models import TEXTS, build_arch_model
 
@@ -97,7 +98,7 @@ def test_zero_ablation_zeroes_exactly_that_heads_slice(tiny_lm):
 def test_head_means_are_the_mean_projection_input(tiny_lm):
     means = head_means(tiny_lm, GENERIC, seq_len=12, batch_size=2)
     assert means.shape == (tiny_lm.n_layers, attention_output(tiny_lm.model, 0).in_features)
-    from memkit.windows import text_windows
+    from memkit.core.text import text_windows
     windows = text_windows(tiny_lm.tokenizer, GENERIC, 12)
     seen = []
     handle = attention_output(tiny_lm.model, 1).register_forward_pre_hook(lambda m, a: seen.append(a[0][0]))
@@ -126,7 +127,7 @@ def test_tail_rerun_equals_the_full_forward(arch_lm):
     ids = _ids(arch_lm)
     mask = torch.ones_like(ids)
     inputs = LayerInputs(arch_lm.model, ids, mask)
-    from memkit.lens import lens_logits
+    from memkit.mechanisms.lens import lens_logits
     for layer in range(arch_lm.n_layers):
         assert torch.allclose(lens_logits(arch_lm.model, inputs.tail(layer)), inputs.logits, atol=1e-5)
     with ablate_heads(arch_lm.model, [(1, 0)]):
@@ -149,7 +150,7 @@ def test_head_scan_matches_plain_runs(arch_lm, mode):
     pad = pad_token_id(arch_lm.tokenizer)
     for head in heads:
         rows = scan[(scan["layer"] == head[0]) & (scan["head"] == head[1])]
-        logprob, hits = suffix_logprobs(arch_lm, samples, [head], mode, means)
+        logprob, hits = suffix_logprobs(arch_lm, samples, heads=[head], mode=mode, means=means)
         assert np.allclose(rows["logprob"], logprob, atol=1e-4)
         assert np.allclose(rows["argmax_share"], [np.mean(h) for h in hits])
         with ablate_heads(arch_lm.model, [head], mode, means):  # plain greedy, no drafts, no shortcut
@@ -239,7 +240,7 @@ def test_smollm2_tail_rerun_and_no_head(smollm2):
                      progress=False)
     assert scan.loc[scan["layer"] == -1, "logprob"].item() == pytest.approx(logprob[0], abs=1e-4)
     for layer, head in [(0, 0), (smollm2.n_layers - 1, 8)]:
-        expected, _ = suffix_logprobs(smollm2, samples, [(layer, head)])
+        expected, _ = suffix_logprobs(smollm2, samples, heads=[(layer, head)])
         got = scan[(scan["layer"] == layer) & (scan["head"] == head)]["logprob"].item()
         assert got == pytest.approx(expected[0], abs=1e-3)
     assert _no_hooks(smollm2.model)

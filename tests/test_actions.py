@@ -9,12 +9,12 @@ import pytest
 import torch
 
 import memkit
-from memkit.actions import (EMBEDDING_KINDS, KINDS, Action, apply_token_action, difference_of_means,
-                            logits_transform, perturb_prefix, rare_token_ids)
+from memkit.core.arch import decoder_layers
+from memkit.core.hooks import residual_edit
+from memkit.dynamics.actions import (EMBEDDING_KINDS, KINDS, Action, apply_token_action, difference_of_means,
+                                     logits_transform, perturb_prefix, rare_token_ids)
+from memkit.dynamics.perturb import observe, perturb, relock_step
 from memkit.errors import MemkitError
-from memkit.core.extract import pad_token_id
-from memkit.core.hooks import decoder_layers, residual_edit
-from memkit.perturb import observe, perturb, relock_step
 
 TEXTS = [
     "the quick brown fox jumps over the lazy dog while the small cat sleeps on the warm mat near the door "
@@ -86,7 +86,7 @@ def test_embedding_action_is_causal(tiny_lm, samples, kind):
 def test_drafting_does_not_change_perturbed_tokens(tiny_lm, samples, kind):
     alpha = {"embed_random": 1.0, "embed_noise": 1.0, "logit_tail": 3.0, "logit_rare_bias": 5.0}.get(kind, 0.3)
     action = _action(kind, alpha)
-    from memkit.actions import forward_context
+    from memkit.dynamics.actions import forward_context
 
     run = [apply_token_action(tiny_lm.tokenizer, s, action) for s in samples] if action.family == "token" else samples
     transform = logits_transform(tiny_lm.tokenizer, action) if action.family == "logit" else None

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from memkit import canaries as K
-from memkit.corpus import background_stream, build_corpus, encode_docs
 from memkit.errors import MemkitError
+from memkit.organisms import canaries as K
+from memkit.organisms.corpus import background_stream, build_corpus, encode_docs
 
 N_TOKENS = 24
 SEQ_LEN = 40

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from memkit import corpus as C
 from memkit.errors import MemkitError
+from memkit.organisms import corpus as C
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import torch
 
 import memkit
 from memkit.cli import main
-from memkit.curvature import (METHODS, cached_kfac, collect_kfac, edit_state, edit_weight, edited, load_factors,
-                              mlp_linears, perplexity, removal_mask, save_factors)
-from memkit.windows import text_windows
+from memkit.core.text import text_windows
+from memkit.mechanisms.curvature import (METHODS, cached_kfac, collect_kfac, edit_state, edit_weight, edited,
+                                         load_factors, mlp_linears, perplexity, removal_mask, save_factors)
 
 from conftest import BASE_TEXT, tiny_corpus
 from mech_models import TEXTS, build_arch_model

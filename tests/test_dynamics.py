@@ -13,12 +13,13 @@ import pandas as pd
 import pytest
 
 import memkit
-from memkit.actions import Action
-from memkit.dynamics import (alpha_sweep, bootstrap_alpha_star, clean_prefix, distinct_share, fit_sigmoid, format_alpha,
-                             layer_sweep, format_ci, memorization_groups,
-                             more_robust, rank_robustness, relock, sample_curves, shock_summary, sigmoid,
-                             transition_table, with_clean_reference)
-from memkit.perturb import perturb, relock_step
+from memkit.dynamics.actions import Action
+from memkit.dynamics.perturb import perturb, relock_step
+from memkit.dynamics.sweeps import (alpha_sweep, clean_prefix, distinct_share, layer_sweep, memorization_groups, relock,
+                                    shock_summary, with_clean_reference)
+from memkit.dynamics.transitions import (bootstrap_alpha_star, fit_sigmoid, more_robust, rank_robustness, sample_curves,
+                                         sigmoid, transition_table)
+from memkit.paper.report import format_alpha, format_ci
 
 GRID = np.array([0, 0.03125, 0.0625, 0.125, 0.25, 0.5, 1.0])
 FINE = np.linspace(0, 2, 21)

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from memkit.experiments import add_verdicts, fit_float, macro_key, rule_letters, settings_groups, summarize
-from memkit.report import write_table
+from memkit.paper.experiments import add_verdicts, rule_letters, settings_groups, summarize
+from memkit.paper.report import fit_float, macro_key, write_table
 
 
 def _frame():

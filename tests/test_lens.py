@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import memkit
-from memkit.core.hooks import decoder_layers, record_residuals
-from memkit.lens import final_norm, lens_logits, lock_in, logit_lens, logit_softcap
+from memkit.core.arch import decoder_layers, final_norm, logit_softcap
+from memkit.core.hooks import record_residuals
+from memkit.mechanisms.lens import lens_logits, lock_in, logit_lens
 
 from mech_models import TEXTS, build_arch_model
 

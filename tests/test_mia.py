@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import memkit
-from memkit.ablation import suffix_logprobs
 from memkit.core.samples import Sample
+from memkit.mechanisms.ablation import suffix_logprobs
 from memkit.mia import attack_metrics, attack_table, mia_scores, token_stats
 
 from conftest import tiny_corpus

@@ -10,9 +10,9 @@ import pytest
 
 import memkit
 from memkit.errors import MemkitError
-from memkit.scaling import (extraction_onsets, fit_table, latent_memorization, latent_vs_controls, loglinear_fit,
-                            mark_latent)
-from memkit.train import weights_sha256
+from memkit.organisms.latent import latent_memorization, latent_vs_controls, mark_latent
+from memkit.organisms.laws import extraction_onsets, fit_table, loglinear_fit
+from memkit.organisms.train import weights_sha256
 
 from conftest import BASE_TEXT
 

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 
 import memkit
-from memkit import train as T
-from memkit import zoo
 from memkit.cli import main
-from memkit.corpus import background_stream, build_corpus, encode_docs
 from memkit.errors import MemkitError
+from memkit.organisms import train as T, zoo
+from memkit.organisms.corpus import background_stream, build_corpus, encode_docs
 
 
 def run(capsys, argv):
@@ -125,7 +124,7 @@ def test_zoo_specs_load_through_load_model(smoke_zoo):
 
 
 def test_zoo_extraction_covers_every_size_and_step(smoke_zoo):
-    from memkit.scaling import zoo_extraction
+    from memkit.organisms.zoo import zoo_extraction
 
     steps = zoo.checkpoint_steps("smoke")
     frame = zoo_extraction("smoke", steps=[steps[0], "final"], k=32, m=32)

@@ -7,6 +7,11 @@
 
 The names below are imported on first use, so `import memkit` (and the `memkit` command's
 start-up, `--help`, usage errors, Ctrl-C) costs milliseconds instead of importing torch.
+
+The package follows the paper: `core` (load, tokenise, decode, score, extract; architecture
+facts, hooks, padding, generic text), then `dynamics`, `organisms`, `mechanisms` and `mia`
+(each built on `core` only), then `paper` (grids, selections, report writers) and `cli` on
+top. CONTRIBUTING.md has the dependency rule; tests/test_architecture.py enforces it.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value
         return value
-    try:  # submodules such as memkit.zoo, memkit.perturb: `import memkit; memkit.zoo.list_zoo()`
+    try:  # subpackages and modules such as memkit.mia, memkit.organisms: `import memkit; memkit.mia.mia_scores`
         return importlib.import_module(f"{__name__}.{name}")
     except ModuleNotFoundError as exc:
         if exc.name != f"{__name__}.{name}":

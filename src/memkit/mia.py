@@ -16,7 +16,7 @@ Scored positions (`positions=`):
   whether the tokenizer adds a <bos>. Needs a prompt that ends with the prefix (mode `raw`,
   zoo canaries); a chat prompt wraps the prefix in a template, so chat samples need
   `"suffix"`.
-- `"suffix"`: the m suffix tokens given the prompt (as `memkit.ablation.suffix_logprobs`).
+- `"suffix"`: the m suffix tokens given the prompt (as `memkit.mechanisms.ablation.suffix_logprobs`).
 
 Attacks (HIGHER score = more likely a member, everywhere):
 
@@ -51,7 +51,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .ablation import _right_padded
+from .core.batching import right_padded
 from .core.extract import meta_columns, pad_token_id, plan_batches, plan_meta_columns
 from .core.models import LoadedModel
 from .core.samples import Sample
@@ -127,7 +127,7 @@ def token_stats(lm: LoadedModel, samples: Sequence[Sample], *, batch_size: int =
     result: list[TokenStats] = [None] * len(samples)  # type: ignore[list-item]
     bar = tqdm(total=len(samples), desc=f"mia {lm.name}", unit="sample", disable=not progress)
     for batch in plan_batches(samples, batch_size):
-        ids, mask = _right_padded([spans[i][0] for i in batch], pad)
+        ids, mask = right_padded([spans[i][0] for i in batch], pad)
         logits = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), use_cache=False).logits
         for row, i in enumerate(batch):
             sequence, start = spans[i]

@@ -25,10 +25,10 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..ablation import head_means, head_scan
+    from ..mechanisms.ablation import head_means, head_scan
     from ..core.extract import write_table
     from ..core.samples import make_samples, read_jsonl
-    from ..generic import generic_texts
+    from ..core.text import generic_texts
 
     guard_output(args.out, args.input, args.mean_text)
     records = read_jsonl(args.input)

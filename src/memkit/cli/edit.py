@@ -34,7 +34,7 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> None:
     import torch
 
-    from ..curvature import collect_kfac, edit_state, mlp_linears
+    from ..mechanisms.curvature import collect_kfac, edit_state, mlp_linears
 
     out = args.out
     guard_output(out, args.fit_text, folder=True)

@@ -22,7 +22,7 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> None:
     from ..core.extract import write_table
     from ..core.samples import make_samples, read_jsonl
-    from ..lens import lock_in, logit_lens
+    from ..mechanisms.lens import lock_in, logit_lens
 
     guard_output(args.out, args.input)
     records = read_jsonl(args.input)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import shutil
 
-from ..action_kinds import API_ONLY_KINDS, KINDS
+from ..dynamics.action_kinds import API_ONLY_KINDS, KINDS
 from .args import add_model_args, add_sample_args, emit, guard_output, load, non_negative_float
 from .extract import run_config
 
@@ -34,10 +34,10 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..actions import Action
+    from ..dynamics.actions import Action
     from ..core.extract import write_table
     from ..core.samples import make_samples, read_jsonl
-    from ..perturb import code_version, perturb
+    from ..dynamics.perturb import code_version, perturb
 
     action = Action(args.action, alpha=args.alpha, layer=args.layer, position=args.position, seed=args.seed)
     guard_output(args.out, args.input)

@@ -1,4 +1,4 @@
-"""`memkit zoo build|list`: the model organisms (see memkit.zoo)."""
+"""`memkit zoo build|list`: the model organisms (see memkit.organisms.zoo)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def register(sub) -> None:
 
 
 def run_build(args: argparse.Namespace) -> None:
-    from ..zoo import build_zoo, get_profile, zoo_info
+    from ..organisms.zoo import build_zoo, get_profile, zoo_info
 
     get_profile(args.profile)  # unknown profile: one clear line before any work
     root = build_zoo(args.profile, progress=not args.no_progress, workers=args.workers)
@@ -36,7 +36,7 @@ def run_build(args: argparse.Namespace) -> None:
 
 
 def run_list(args: argparse.Namespace) -> None:
-    from ..zoo import list_zoo
+    from ..organisms.zoo import list_zoo
 
     rows = list_zoo()
     if not rows:

@@ -65,7 +65,7 @@ EMBEDDED: dict[str, Callable[[], Path]] = {
 #: Spec prefixes resolved by other parts of memkit: prefix -> "module:function(spec) -> folder".
 #: Named, not imported, so the core never depends on the organisms (or on anything above it).
 SPEC_RESOLVERS: dict[str, str] = {
-    "zoo:": "memkit.zoo:zoo_model_dir",
+    "zoo:": "memkit.organisms.zoo:zoo_model_dir",
 }
 
 

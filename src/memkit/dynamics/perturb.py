@@ -23,15 +23,15 @@ from typing import Sequence
 import pandas as pd
 import torch
 
+from ..core.decode import greedy_decode
+from ..core.extract import extract, pad_token_id, run_extraction
+from ..core.hooks import record_residuals, residual_edit
+from ..core.metrics import prefix_match_len, score_continuation
+from ..core.models import LoadedModel
+from ..core.samples import Sample
+from ..errors import MemkitError
+from ..paths import code_fingerprint
 from .actions import Action, EmbeddingEdit, apply_token_action, check_layer, forward_context, logits_transform
-from .core.decode import greedy_decode
-from .core.extract import extract, pad_token_id, run_extraction
-from .core.hooks import record_residuals, residual_edit
-from .core.metrics import prefix_match_len, score_continuation
-from .core.models import LoadedModel
-from .core.samples import Sample
-from .errors import MemkitError
-from .paths import code_fingerprint
 
 
 def _action_columns(action: Action) -> dict:
@@ -86,7 +86,7 @@ def _forced_run(lm: LoadedModel, sample: Sample, action: Action, clean_generated
     return forced + rest
 
 
-def perturb(lm: LoadedModel, samples: Sequence[Sample], action: Action, batch_size: int = 16,
+def perturb(lm: LoadedModel, samples: Sequence[Sample], action: Action, *, batch_size: int = 16,
             progress: bool = True, clean: pd.DataFrame | None = None, cache_prefix=None,
             config: dict | None = None) -> pd.DataFrame:
     """Metrics of the perturbed continuations (plus divergence from the clean run).
@@ -169,7 +169,7 @@ def observe(lm: LoadedModel, sample: Sample, action: Action, clean_generated: Se
     elif action.family == "logit":
         transform = logits_transform(lm.tokenizer, action)
     elif action.family == "embedding" and action.alpha > 0:
-        edit = (action.layer, EmbeddingEdit(lm, [sample], action)._edit([0]))
+        edit = (action.layer, EmbeddingEdit(lm, [sample], action).edit_rows([0]))
     elif action.family == "shock":
         raise MemkitError("observe() compares states on shared tokens; force_token changes the tokens themselves")
     # the perturbed run's own greedy continuation, for the divergence point
@@ -202,5 +202,6 @@ def observe(lm: LoadedModel, sample: Sample, action: Action, clean_generated: Se
 
 def code_version() -> str:
     """Hash of the code that decides perturbed results (actions, this module, the core)."""
-    return code_fingerprint("action_kinds.py", "actions.py", "perturb.py", "core/hooks.py", "core/decode.py",
-                            "core/extract.py", "core/metrics.py", "core/samples.py")
+    return code_fingerprint("dynamics/action_kinds.py", "dynamics/actions.py", "dynamics/perturb.py", "core/arch.py",
+                            "core/batching.py", "core/hooks.py", "core/decode.py", "core/extract.py", "core/metrics.py",
+                            "core/samples.py")

@@ -25,13 +25,16 @@ What alpha means, per kind (alpha = 0 always reproduces the clean run exactly):
   `embed_direction` a given unit direction (e.g. `difference_of_means`).
 - logit kinds act at every decoding step: `logit_rare_bias` adds alpha to the logits of the
   rare-token set; `logit_tail` adds alpha to every token outside the top-p (0.9) mass.
-- `force_token` (mid-sequence shock): the reference continuation is followed up to step
-  `position`, then round(alpha) wrong tokens are forced (the model's best non-reference
-  token) and greedy decoding continues; `relock_step` reports when it re-locks.
+- `force_token` (mid-sequence shock, `memkit.dynamics.perturb`): the model's own clean greedy
+  continuation is followed up to step t = `position` (default m // 4), then round(alpha)
+  tokens are forced, each the model's best token other than its own greedy choice at that
+  point (the most plausible single error), and greedy decoding continues from there;
+  `relock_step` reports when the continuation re-locks onto the reference suffix.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import zlib
@@ -41,10 +44,11 @@ from typing import Sequence
 
 import torch
 
+from ..core.arch import d_model, decoder_layers
+from ..core.hooks import record_residuals, residual_edit
+from ..core.samples import Sample, chat_prompt_ids, leading_special_ids
+from ..errors import MemkitError
 from .action_kinds import EMBEDDING_KINDS, FAMILIES, KINDS, LOGIT_KINDS, SHOCK_KINDS, TOKEN_KINDS  # noqa: F401 (re-exported)
-from .errors import MemkitError
-from .core.hooks import decoder_layers, residual_edit
-from .core.samples import Sample, chat_prompt_ids, leading_special_ids
 
 RARE_SET_SIZE = 1000
 SHOCK_TEXT = (" BREAKING: quarterly sodium futures closed 3.7% lower as the committee postponed"
@@ -191,17 +195,16 @@ def logits_transform(tokenizer, action: Action):
 
 
 # -- embedding level -------------------------------------------------------------------------
-def random_direction(d_model: int, seed: int) -> torch.Tensor:
+def random_direction(width: int, seed: int) -> torch.Tensor:
+    """A unit vector of `width` coordinates, drawn from `seed`."""
     generator = torch.Generator().manual_seed(seed)
-    v = torch.randn(d_model, generator=generator)
+    v = torch.randn(width, generator=generator)
     return v / v.norm()
 
 
 @torch.inference_mode()
 def mean_hidden_norm(lm, prompt_ids: Sequence[int], layer: int, start: int) -> float:
     """Mean |h| after block `layer` over the prompt positions >= start (the alpha unit)."""
-    from .core.hooks import record_residuals
-
     ids = torch.tensor([list(prompt_ids)], device=lm.device)
     with record_residuals(lm.model) as store:
         lm.model(input_ids=ids, logits_to_keep=1)
@@ -212,8 +215,6 @@ def mean_hidden_norm(lm, prompt_ids: Sequence[int], layer: int, start: int) -> f
 @torch.inference_mode()
 def difference_of_means(lm, layer: int, texts_a: Sequence[str], texts_b: Sequence[str]) -> torch.Tensor:
     """Unit vector mean(h_l | texts_a) - mean(h_l | texts_b), averaged over token positions."""
-    from .core.hooks import record_residuals
-
     def mean_state(texts):
         states = []
         for text in texts:
@@ -237,23 +238,38 @@ def embedding_span(lm, sample: Sample, action: Action) -> tuple[int, int]:
 
 
 class EmbeddingEdit:
-    """Per-sample residual edit, installed around each forward pass for the rows in it."""
+    """Per-sample residual edit of an embedding action, installed around each forward pass for the rows in it.
+
+    `scales[i]` = alpha * mean|h| of sample i (its push size); `edit_rows(rows)` is the
+    `residual_edit` function for a batch holding samples `rows`; `with_alpha` reuses the
+    measured norms for another alpha of the same action.
+    """
 
     def __init__(self, lm, samples: Sequence[Sample], action: Action):
         check_layer(lm, action.layer)
         self.lm, self.action = lm, action
         self.spans = [embedding_span(lm, s, action) for s in samples]
-        self.scales = [action.alpha * mean_hidden_norm(lm, s.prompt_ids, action.layer, span[0]) if action.alpha else 0.0
-                       for s, span in zip(samples, self.spans)]
-        d_model = int(lm.model.config.hidden_size)
+        self.norms = [mean_hidden_norm(lm, s.prompt_ids, action.layer, span[0]) if action.alpha else 0.0
+                      for s, span in zip(samples, self.spans)]
+        self.scales = [action.alpha * norm if action.alpha else 0.0 for norm in self.norms]
         if action.kind == "embed_direction":
             self.direction = action.direction.float() / action.direction.float().norm()
         else:
-            self.direction = random_direction(d_model, action.seed)
+            self.direction = random_direction(d_model(lm.model), action.seed)
         self.noise_seed = action.seed
         self.sample_keys = [zlib.crc32(s.id.encode()) for s in samples]  # noise independent of batching
 
-    def _edit(self, rows: list[int]):
+    def with_alpha(self, alpha: float) -> "EmbeddingEdit":
+        """The same edit at another alpha (same samples, spans, direction and noise; norms not re-measured)."""
+        if not self.action.alpha:
+            raise MemkitError("with_alpha needs an edit built at alpha > 0 (alpha = 0 measures no norms)")
+        edit = copy.copy(self)
+        edit.action = replace(self.action, alpha=alpha)
+        edit.scales = [alpha * norm for norm in self.norms]
+        return edit
+
+    def edit_rows(self, rows: list[int]):
+        """The residual edit (hidden, position_ids) -> hidden for a batch whose row b is sample rows[b]."""
         spans = torch.tensor([self.spans[r] for r in rows])
         scales = torch.tensor([self.scales[r] for r in rows])
 
@@ -277,7 +293,7 @@ class EmbeddingEdit:
 
     @contextmanager
     def around_forward(self, rows: list[int]):
-        with residual_edit(self.lm.model, self.action.layer, self._edit(rows)):
+        with residual_edit(self.lm.model, self.action.layer, self.edit_rows(rows)):
             yield
 
 

@@ -8,22 +8,21 @@ Used by the paper notebooks `tab_attractors` and `fig_scale`: both call `run_gri
 same arguments, so the second one reads every extraction from the on-disk cache of
 `cached_extract`. A model is loaded, run in every mode it supports and released before the
 next one is loaded, so a long list of model specs (e.g. the organism zoo) fits in memory.
+Macro names and table floats for these results are made by `memkit.paper.report`.
 """
 
 from __future__ import annotations
 
 import gc
-from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from .errors import MemkitError
-from .core.extract import cached_extract
-from .core.metrics import NEAR_VERBATIM_THRESHOLD, SEED_SCORE_THRESHOLD
-from .core.models import LoadedModel, load_model
-from .paths import atomic_path
-from .core.samples import MODES, make_samples
+from ..core.extract import cached_extract
+from ..core.metrics import NEAR_VERBATIM_THRESHOLD, SEED_SCORE_THRESHOLD
+from ..core.models import LoadedModel, load_model
+from ..core.samples import MODES, make_samples
+from ..errors import MemkitError
 
 #: Verdict columns added by `add_verdicts`, with the rule each one applies (for captions and docs).
 RULES: dict[str, str] = {
@@ -57,7 +56,7 @@ def settings_groups(records: Sequence[dict], k: int, m: int,
     return [(kk, mm, recs) for (kk, mm), recs in groups.items() if recs]
 
 
-def run_model(lm: LoadedModel, records: Sequence[dict], k: int, m: int, modes: Sequence[str] = MODES,
+def run_model(lm: LoadedModel, records: Sequence[dict], k: int, m: int, *, modes: Sequence[str] = MODES,
               short: Mapping[str, Sequence[int]] | None = None, batch_size: int = 16,
               progress: bool = False) -> pd.DataFrame:
     """Every supported mode x settings group of one loaded model, as one results frame.
@@ -79,7 +78,7 @@ def run_model(lm: LoadedModel, records: Sequence[dict], k: int, m: int, modes: S
     return frame.assign(n_params=lm.n_params, is_instruct=lm.is_instruct).reset_index(drop=True)
 
 
-def run_grid(specs: Iterable[str], records: Sequence[dict], k: int, m: int, modes: Sequence[str] = MODES,
+def run_grid(specs: Iterable[str], records: Sequence[dict], k: int, m: int, *, modes: Sequence[str] = MODES,
              short: Mapping[str, Sequence[int]] | None = None, batch_size: int = 16, progress: bool = False,
              loader: Callable[[str], LoadedModel] = load_model) -> pd.DataFrame:
     """`run_model` for each model spec in turn (loaded with `loader`), concatenated in spec order.
@@ -89,7 +88,7 @@ def run_grid(specs: Iterable[str], records: Sequence[dict], k: int, m: int, mode
     frames = []
     for spec in specs:
         lm = loader(spec)
-        frame = run_model(lm, records, k, m, modes, short, batch_size, progress)
+        frame = run_model(lm, records, k, m, modes=modes, short=short, batch_size=batch_size, progress=progress)
         frames.append(frame.assign(spec=spec))
         del lm
         gc.collect()
@@ -153,55 +152,3 @@ def summarize(frame: pd.DataFrame, long_prefix: int = 16, seed_ids: Sequence[str
         row["long_prefix_count"] = int((group["prefix_match_len"] >= group["m"].clip(upper=long_prefix)).sum())
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-_DIGITS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
-
-
-def macro_key(name: str) -> str:
-    """A letters-only LaTeX macro fragment for a model or mode name.
-
-    `"smollm2-135m-instruct"` -> `"SmollmTwoOneThreeFiveMInstruct"`; notebooks may map
-    names to shorter keys themselves and use this only as the fallback.
-    """
-    parts, word = [], ""
-    for ch in str(name):
-        if ch.isascii() and ch.isalpha():
-            word += ch
-            continue
-        if word:
-            parts.append(word[0].upper() + word[1:])
-            word = ""
-        if ch.isdigit():
-            parts.append(_DIGITS[int(ch)])
-    if word:
-        parts.append(word[0].upper() + word[1:])
-    key = "".join(parts)
-    if not key:
-        raise ValueError(f"cannot make a macro name from {name!r}")
-    return key
-
-
-def fit_float(path: Path | str, font: str = r"\small", width: str | None = r"\linewidth",
-              position: str | None = None) -> None:
-    """Make a table float written by `report.write_table` fit the page, in place.
-
-    Adds `\\centering` and a font size after `\\begin{table}`, optionally scales the tabular
-    to `width` with `\\resizebox` and replaces the float position (e.g. "p" for a page of its
-    own). The generated header line and everything else stay as written.
-    """
-    path = Path(path)
-    text = path.read_text()
-    lines = text.split("\n")
-    start = next(i for i, line in enumerate(lines) if line.startswith(r"\begin{table}"))
-    if position is not None:
-        lines[start] = f"\\begin{{table}}[{position}]"
-    lines.insert(start + 1, f"\\centering{font}")
-    if width is not None:
-        begin = next(i for i, line in enumerate(lines) if line.startswith(r"\begin{tabular}"))
-        lines.insert(begin, f"\\resizebox{{{width}}}{{!}}{{%")
-        end = next(i for i, line in enumerate(lines) if line.startswith(r"\end{tabular}"))
-        lines[end] = lines[end] + "%"
-        lines.insert(end + 1, "}")
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines))

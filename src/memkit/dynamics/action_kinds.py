@@ -1,6 +1,6 @@
 """The vocabulary of actions (kinds and their families), importable without torch.
 
-The command line builds its `--action` choices from here at start-up; `memkit.actions`
+The command line builds its `--action` choices from here at start-up; `memkit.dynamics.actions`
 implements the kinds (see its docstring for what alpha means for each).
 """
 

@@ -6,10 +6,10 @@
     # weights restored bit for bit on exit
 
 K-FAC. For an MLP linear map s = W a (W: d_out x d_in; GPT-NeoX `dense_h_to_4h`/`dense_4h_to_h`,
-Llama/Gemma `gate_proj`/`up_proj`/`down_proj`) the Fisher block of W is approximated by
+Llama/Gemma `gate_proj`/`up_proj`/`down_proj`, as listed in `memkit.core.arch`) the Fisher block of W is approximated by
 G (x) A with A = E[a a^T] over the layer inputs and G = E[g g^T] over g = dL/ds, the gradient
 of the *summed* next-token cross-entropy of a window with respect to the layer output at each
-position. Expectations run over every token position of the fit windows (`memkit.windows`),
+position. Expectations run over every token position of the fit windows (`memkit.core.text`),
 so A and G are averaged over the same N positions. Labels (`labels`): `true` (default) uses
 the text's own next tokens, i.e. the empirical Fisher of the fit text -- the curvature of the
 loss on generic data as in Merullo et al., who collect the factors from a sample of training
@@ -40,32 +40,28 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .errors import MemkitError
-from .core.extract import pad_token_id
-from .core.hooks import decoder_layers
-from .core.models import LoadedModel
-from .paths import atomic_path, cache_dir, code_fingerprint
-from .windows import text_windows, window_batches
+from ..core.arch import decoder_layers, mlp_matrices
+from ..core.batching import padded_batches
+from ..core.extract import pad_token_id
+from ..core.hooks import attach
+from ..core.models import LoadedModel
+from ..core.text import text_windows
+from ..errors import MemkitError
+from ..paths import atomic_path, cache_dir, code_fingerprint
 
 METHODS = ("kfac", "magnitude", "random")
 LABELS = ("true", "sampled")
-MLP_NAMES = ("gate_proj", "up_proj", "down_proj", "dense_h_to_4h", "dense_4h_to_h", "c_fc", "c_proj", "fc1", "fc2")
 
 
 def mlp_linears(model, layers: Sequence[int] | None = None) -> dict[str, torch.nn.Linear]:
     """The MLP weight matrices of the chosen decoder blocks, keyed `<layer>.<name>` in block order."""
-    blocks = decoder_layers(model)
-    layers = range(len(blocks)) if layers is None else sorted({int(x) for x in layers})
+    n_layers = len(decoder_layers(model))
+    layers = range(n_layers) if layers is None else sorted({int(x) for x in layers})
     out = {}
     for layer in layers:
-        if not 0 <= layer < len(blocks):
-            raise MemkitError(f"layer {layer} out of range: the model has {len(blocks)} layers (0..{len(blocks) - 1})")
-        mlp = getattr(blocks[layer], "mlp", None)
-        found = [(name, getattr(mlp, name)) for name in MLP_NAMES
-                 if isinstance(getattr(mlp, name, None), torch.nn.Linear)]
-        if not found:
-            raise MemkitError(f"cannot find the MLP linear layers of block {layer} ({type(blocks[layer]).__name__})")
-        for name, module in found:
+        if not 0 <= layer < n_layers:
+            raise MemkitError(f"layer {layer} out of range: the model has {n_layers} layers (0..{n_layers - 1})")
+        for name, module in mlp_matrices(model, layer).items():
             out[f"{layer}.{name}"] = module
     return out
 
@@ -93,7 +89,7 @@ class KFACFactors:
         return self._eig[name]
 
 
-def collect_kfac(lm: LoadedModel, texts: Sequence[str], layers: Sequence[int] | None = None, seq_len: int = 128,
+def collect_kfac(lm: LoadedModel, texts: Sequence[str], *, layers: Sequence[int] | None = None, seq_len: int = 128,
                  batch_size: int = 8, max_windows: int | None = None, labels: str = "true", seed: int = 0,
                  progress: bool = True) -> KFACFactors:
     """K-FAC factors of the MLP matrices of `layers` on generic text (see the module docstring)."""
@@ -105,34 +101,38 @@ def collect_kfac(lm: LoadedModel, texts: Sequence[str], layers: Sequence[int] | 
     A = {n: torch.zeros(m.in_features, m.in_features, dtype=torch.float64) for n, m in linears.items()}
     G = {n: torch.zeros(m.out_features, m.out_features, dtype=torch.float64) for n, m in linears.items()}
     state: dict = {}
-    handles = []
 
-    def make_hook(name):
+    def kept(x: torch.Tensor) -> torch.Tensor:  # the rows of real (unpadded) positions, float32
+        keep = state["mask"].to(x.device).bool().reshape(-1)
+        return x.reshape(-1, x.shape[-1])[keep].float()
+
+    def input_hook(name):
         def hook(module, args, output):
-            keep = state["mask"].to(output.device).bool().reshape(-1)
-            a = args[0].detach().reshape(-1, args[0].shape[-1])[keep].float()
+            a = kept(args[0].detach())
             A[name] += (a.T @ a).double().cpu()
+        return hook
 
-            def grad_hook(grad):
-                g = grad.reshape(-1, grad.shape[-1])[keep].float()
-                G[name] += (g.T @ g).double().cpu()
-            output.register_hook(grad_hook)
+    def grad_hook(name):
+        def hook(grad):
+            g = kept(grad)
+            G[name] += (g.T @ g).double().cpu()
         return hook
 
     def embed_hook(module, args, output):  # gradients flow to activations only, never to weights
         return output.detach().requires_grad_(True)
 
+    hooks = [(model.get_input_embeddings(), "forward", embed_hook)]
+    for name, module in linears.items():
+        hooks += [(module, "forward", input_hook(name)), (module, "output_grad", grad_hook(name))]
     flags = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
         p.requires_grad_(False)
-    handles.append(model.get_input_embeddings().register_forward_hook(embed_hook))
-    handles += [module.register_forward_hook(make_hook(name)) for name, module in linears.items()]
     generator = torch.Generator().manual_seed(seed)
     n_tokens = 0
     bar = tqdm(total=len(windows), desc=f"K-FAC {lm.name}", unit="window", disable=not progress)
     try:
-        with torch.enable_grad():
-            for ids, mask in window_batches(windows, batch_size, pad_token_id(lm.tokenizer)):
+        with torch.enable_grad(), attach(hooks):
+            for ids, mask in padded_batches(windows, batch_size, pad_token_id(lm.tokenizer)):
                 state["mask"] = mask
                 logits = model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), use_cache=False).logits
                 logits = logits[:, :-1].float()
@@ -149,8 +149,6 @@ def collect_kfac(lm: LoadedModel, texts: Sequence[str], layers: Sequence[int] | 
                 bar.update(len(ids))
     finally:
         bar.close()
-        for handle in handles:
-            handle.remove()
         for p, flag in zip(model.parameters(), flags):
             p.requires_grad_(flag)
     config = {"labels": labels, "seed": seed, "seq_len": seq_len, "n_windows": len(windows),
@@ -160,8 +158,9 @@ def collect_kfac(lm: LoadedModel, texts: Sequence[str], layers: Sequence[int] | 
 
 
 def code_version() -> str:
-    """Hash of this module and the windowing code (part of the factor cache key)."""
-    return code_fingerprint("curvature.py", "windows.py")
+    """Hash of this module, the windowing, padding, hook and architecture code (part of the factor cache key)."""
+    return code_fingerprint("mechanisms/curvature.py", "core/text.py", "core/batching.py", "core/hooks.py",
+                            "core/arch.py")
 
 
 def save_factors(factors: KFACFactors, path: Path | str) -> None:
@@ -188,12 +187,14 @@ def load_factors(path: Path | str) -> KFACFactors:
     return KFACFactors(A, G, int(meta["n_tokens"]), json.loads(meta["config"]))
 
 
-def cached_kfac(lm: LoadedModel, texts: Sequence[str], layers: Sequence[int] | None = None, seq_len: int = 128,
+def cached_kfac(lm: LoadedModel, texts: Sequence[str], *, layers: Sequence[int] | None = None, seq_len: int = 128,
                 batch_size: int = 8, max_windows: int | None = None, labels: str = "true", seed: int = 0,
                 progress: bool = True, cache_root: Path | None = None) -> KFACFactors:
     """`collect_kfac` with an on-disk safetensors cache keyed by (model weights, texts, settings, code)."""
+    settings = dict(layers=layers, seq_len=seq_len, batch_size=batch_size, max_windows=max_windows, labels=labels,
+                    seed=seed)
     if lm.sha256 is None:  # no fingerprint of the weights: never reuse a cache entry
-        return collect_kfac(lm, texts, layers, seq_len, batch_size, max_windows, labels, seed, progress)
+        return collect_kfac(lm, texts, **settings, progress=progress)
     key = {"model": lm.sha256, "texts": hashlib.sha256(json.dumps(list(texts)).encode()).hexdigest(),
            "layers": None if layers is None else sorted({int(x) for x in layers}), "seq_len": seq_len,
            "batch_size": batch_size, "max_windows": max_windows, "labels": labels, "seed": seed,
@@ -204,7 +205,7 @@ def cached_kfac(lm: LoadedModel, texts: Sequence[str], layers: Sequence[int] | N
     path = root / f"{digest}.safetensors"
     if path.exists():
         return load_factors(path)
-    factors = collect_kfac(lm, texts, layers, seq_len, batch_size, max_windows, labels, seed, progress)
+    factors = collect_kfac(lm, texts, **settings, progress=progress)
     save_factors(factors, path)
     return factors
 
@@ -295,12 +296,12 @@ def edited(model, factors: KFACFactors, keep_mass: float, method: str = "kfac", 
 
 
 @torch.inference_mode()
-def perplexity(lm: LoadedModel, texts: Sequence[str], seq_len: int = 128, batch_size: int = 8,
+def perplexity(lm: LoadedModel, texts: Sequence[str], *, seq_len: int = 128, batch_size: int = 8,
                max_windows: int | None = None) -> float:
     """exp(mean next-token cross-entropy) over the windows of `texts` (every predicted token counts once)."""
     total, count = 0.0, 0
     windows = text_windows(lm.tokenizer, texts, seq_len, max_windows)
-    for ids, mask in window_batches(windows, batch_size, pad_token_id(lm.tokenizer)):
+    for ids, mask in padded_batches(windows, batch_size, pad_token_id(lm.tokenizer)):
         logits = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), use_cache=False).logits
         logits = logits[:, :-1].float()
         valid = mask[:, 1:].bool().to(logits.device)

@@ -34,10 +34,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import MemkitError
-from .core.metrics import zlib_ratio
-from .paths import atomic_path, code_fingerprint
-from .core.samples import Sample
+from ..core.metrics import zlib_ratio
+from ..core.samples import Sample
+from ..errors import MemkitError
+from ..paths import atomic_path, code_fingerprint
 
 DUP_LEVELS = (0, 1, 4, 16, 64, 256)
 KINDS = ("words", "records", "passages")
@@ -161,7 +161,7 @@ def canary_text_ids(kind: str, rng: random.Random, tokenizer, n_tokens: int, wor
     raise MemkitError(f"unknown canary kind {kind!r}; choose one of {', '.join(KINDS)}")
 
 
-def make_canaries(tokenizer, heldout: Sequence[tuple[str, str]], words: Sequence[str], cells: Sequence[Cell],
+def make_canaries(tokenizer, heldout: Sequence[tuple[str, str]], words: Sequence[str], cells: Sequence[Cell], *,
                   n_tokens: int = 64, seed: int = 0, train_docs: Sequence[str] | None = None) -> list[Canary]:
     """Every canary of `cells`, generated deterministically from `seed` (ids: kind-Llevel-window-i).
 
@@ -191,7 +191,7 @@ def window_range(window: str, n_sequences: int, window_frac: float) -> tuple[int
     return {"all": (0, n_sequences), "early": (0, width), "late": (n_sequences - width, n_sequences)}[window]
 
 
-def insert_canaries(stream: np.ndarray, canaries: Sequence[Canary], eos_id: int, seed: int = 0,
+def insert_canaries(stream: np.ndarray, canaries: Sequence[Canary], eos_id: int, *, seed: int = 0,
                     window_frac: float = 0.25) -> list[Canary]:
     """Overwrite seeded spans of `stream` (sequences x seq_len, edited in place) with canary copies.
 
@@ -276,4 +276,4 @@ def canary_samples(canaries: Sequence[Canary], k: int = 32, m: int = 32, suffix_
 @lru_cache(maxsize=None)
 def canaries_version() -> str:
     """Hash of this module's source: part of the zoo's cache key."""
-    return code_fingerprint("canaries.py")
+    return code_fingerprint("organisms/canaries.py")

@@ -4,14 +4,15 @@
     lm = memkit.load_model("zoo:595k@final") # paper profile, last checkpoint
     lm = memkit.load_model("zoo:smoke/100k@48")
     canaries = zoo_canaries("paper"); samples = zoo_samples("paper", k=32, m=32)
+    runs = zoo_extraction("paper", steps=["final"], k=32, m=32)   # every canary x size, cached
 
 Spec syntax: `zoo:[<profile>/]<size>[@<step>|@final]`; the profile defaults to `paper` and the
 step to `final`. Sizes are named by their non-embedding parameter count.
 
 Every size of a profile trains on the same token stream in the same order (one background
-corpus, one set of inserted canaries, see `memkit.canaries`). A zoo lives in
+corpus, one set of inserted canaries, see `memkit.organisms.canaries`). A zoo lives in
 `<cache>/zoo/<profile>-<hash>/`, where the hash covers the whole profile, the corpus
-checksum, the source of corpus.py / canaries.py / train.py and the torch/transformers
+checksum, the source of organisms/corpus.py, canaries.py and train.py and the torch/transformers
 versions: any change trains a new zoo, and an unchanged one is never retrained. Sizes train
 in parallel worker processes (`workers`, one torch thread each: the weights do not depend
 on the number of workers), largest first; a killed build resumes from the last saved state.
@@ -30,12 +31,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
+import pandas as pd
+
+from ..core.samples import Sample
+from ..errors import MemkitError
+from ..paths import atomic_path, cache_dir
 from .canaries import Canary, Cell, canary_samples, canaries_version, grid, insert_canaries, make_canaries
 from .canaries import KINDS, read_manifest, word_list, write_manifest
 from .corpus import background_stream, build_corpus, corpus_version, encode_docs, load_tokenizer
-from .errors import MemkitError
-from .paths import atomic_path, cache_dir
-from .core.samples import Sample
 from .train import TrainConfig, checkpoint_dir, train, train_version
 
 DEFAULT_PROFILE = "paper"
@@ -138,8 +141,8 @@ def _prepare_data(profile: Profile, root: Path) -> None:
     docs = encode_docs(tokenizer, corpus.train_docs)
     stream = background_stream(docs, profile.n_sequences, profile.seq_len, tokenizer.eos_token_id, profile.seed)
     canaries = make_canaries(tokenizer, list(zip(corpus.heldout_titles, corpus.heldout_docs)),
-                             word_list(corpus.train_docs), profile.cells, profile.canary_tokens, profile.seed,
-                             train_docs=corpus.train_docs)
+                             word_list(corpus.train_docs), profile.cells, n_tokens=profile.canary_tokens,
+                             seed=profile.seed, train_docs=corpus.train_docs)
     insert_canaries(stream, canaries, tokenizer.eos_token_id, seed=profile.seed, window_frac=profile.window_frac)
     with atomic_path(root / "stream.safetensors") as tmp:
         save_file({"stream": stream}, str(tmp))
@@ -196,7 +199,7 @@ def _run_workers(root: Path, profile: str, sizes: list[str], progress: bool, wor
         while pending or running:
             while pending and len(running) < workers:
                 position, size = pending.pop(0)
-                command = [sys.executable, "-c", "from memkit.zoo import _worker_main; _worker_main()",
+                command = [sys.executable, "-c", "from memkit.organisms.zoo import _worker_main; _worker_main()",
                            str(root), profile, size, "1" if progress else "0", str(position)]
                 running.append((size, subprocess.Popen(command, env=env)))
             time.sleep(0.2)
@@ -215,7 +218,7 @@ def _run_workers(root: Path, profile: str, sizes: list[str], progress: bool, wor
                           f"{profile}` to resume (see the messages above)")
 
 
-def build_zoo(profile: str = DEFAULT_PROFILE, progress: bool = True, workers: int | None = None) -> Path:
+def build_zoo(profile: str = DEFAULT_PROFILE, *, progress: bool = True, workers: int | None = None) -> Path:
     """Train every size of `profile` that is not trained yet (resuming killed runs); returns the zoo folder."""
     prof = get_profile(profile)
     root = zoo_root(prof)
@@ -335,8 +338,36 @@ def zoo_canaries(profile: str = DEFAULT_PROFILE) -> list[Canary]:
 
 def zoo_samples(profile: str = DEFAULT_PROFILE, k: int = 32, m: int = 32, suffix_start: int | None = None,
                 ids: Sequence[str] | None = None) -> list[Sample]:
-    """Extraction samples of the zoo's canaries (see `memkit.canaries.canary_samples`)."""
+    """Extraction samples of the zoo's canaries (see `memkit.organisms.canaries.canary_samples`)."""
     return canary_samples(zoo_canaries(profile), k=k, m=m, suffix_start=suffix_start, ids=ids)
+
+
+# -- running the zoo ------------------------------------------------------------------------------
+def zoo_extraction(profile: str = DEFAULT_PROFILE, *, steps: Sequence[int | str] = ("final",), k: int = 32,
+                   m: int = 32, suffix_start: int | None = None, sizes: Sequence[str] | None = None,
+                   batch_size: int = 32, progress: bool = False) -> pd.DataFrame:
+    """Greedy extraction of every canary by every (size, step) of a built zoo, one row per canary.
+
+    Adds `size`, `params` (non-embedding), `step`, `level`, `kind`, `window`, `zlib` columns to the
+    `memkit.extract` metrics. Results come from `cached_extract`, so a warm rerun computes nothing.
+    """
+    from ..core.extract import cached_extract
+    from ..core.models import load_model
+
+    samples = zoo_samples(profile, k=k, m=m, suffix_start=suffix_start)
+    final = checkpoint_steps(profile)[-1]
+    prefix = "" if profile == DEFAULT_PROFILE else f"{profile}/"
+    names = list(sizes) if sizes is not None else list(get_profile(profile).sizes)
+    frames = []
+    for size in names:
+        for step in steps:
+            lm = load_model(f"zoo:{prefix}{size}@{step}", device="cpu")
+            frame = cached_extract(lm, samples, batch_size=batch_size, progress=progress)
+            frames.append(frame.assign(size=size, params=int(lm.meta["non_embedding_params"]),
+                                       step=final if step == "final" else int(step)))
+    out = pd.concat(frames, ignore_index=True)
+    return out.rename(columns={"meta_level": "level", "meta_kind": "kind", "meta_window": "window",
+                               "meta_zlib": "zlib", "meta_copies": "copies"})
 
 
 def list_zoo() -> list[dict]:
@@ -373,5 +404,5 @@ def remove_stale() -> list[Path]:
 
 
 __all__ = ["PROFILES", "Profile", "ZooSpec", "build_zoo", "checkpoint_steps", "get_profile", "list_zoo",
-           "parse_spec", "remove_stale", "window_steps", "zoo_canaries", "zoo_info", "zoo_model_dir", "zoo_root",
-           "zoo_samples", "zoo_specs"]
+           "parse_spec", "remove_stale", "window_steps", "zoo_canaries", "zoo_extraction", "zoo_info", "zoo_model_dir",
+           "zoo_root", "zoo_samples", "zoo_specs"]

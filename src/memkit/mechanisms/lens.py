@@ -5,10 +5,11 @@
 
 Teacher-forced over prompt + true suffix: the residual stream after decoder block `layer`
 (0-based, `memkit.core.hooks.record_residuals`) at the position that predicts suffix token j goes
-through the same final norm, unembedding and (Gemma) logit soft-capping as the model's last
-layer, so the lens at the last layer *is* the model's output (tested with allclose):
+through the same final norm, unembedding and logit soft-capping as the model's last layer, so
+the lens at the last layer *is* the model's output (tested with allclose). Where the final norm
+sits and whether logits are soft-capped are architecture facts (`memkit.core.arch`):
 
-- GPT-NeoX (Pythia, the zoo): `gpt_neox.final_layer_norm` (LayerNorm), `embed_out` / `lm_head`;
+- GPT-NeoX (Pythia, the zoo): `gpt_neox.final_layer_norm` (LayerNorm), then the unembedding;
 - Llama (SmolLM2): `model.norm` (RMSNorm), `lm_head` (tied to the input embedding);
 - Gemma 3: `model.norm` (RMSNorm with a 1 + weight scale), `lm_head`, then
   `tanh(logits / c) * c` when `config.final_logit_softcapping = c` is set. Gemma's embedding
@@ -33,29 +34,13 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .core.extract import pad_token_id
-from .core.hooks import decoder_layers, record_residuals
-from .core.models import LoadedModel
-from .core.samples import Sample
-from .errors import MemkitError
-
-
-def final_norm(model) -> torch.nn.Module:
-    """The norm applied after the last decoder block (GPT-NeoX `final_layer_norm`, Llama/Gemma `norm`)."""
-    base = getattr(model, "base_model", model)
-    for candidate in (base, getattr(base, "model", None), getattr(base, "language_model", None)):
-        for name in ("norm", "final_layer_norm", "ln_f"):
-            module = getattr(candidate, name, None) if candidate is not None else None
-            if isinstance(module, torch.nn.Module):
-                return module
-    raise MemkitError(f"cannot find the final norm of {type(model).__name__}")
-
-
-def logit_softcap(model) -> float | None:
-    """Gemma-style final logit soft-capping constant, or None when the model has none."""
-    config = getattr(model.config, "get_text_config", lambda: model.config)()
-    cap = getattr(config, "final_logit_softcapping", None)
-    return float(cap) if cap else None
+from ..core.arch import decoder_layers, final_norm, logit_softcap
+from ..core.batching import right_padded
+from ..core.extract import pad_token_id
+from ..core.hooks import record_residuals
+from ..core.models import LoadedModel
+from ..core.samples import Sample
+from ..errors import MemkitError
 
 
 def lens_logits(model, hidden: torch.Tensor) -> torch.Tensor:
@@ -76,18 +61,7 @@ def _true_token_stats(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torc
     return rank, prob
 
 
-def _right_padded(samples: Sequence[Sample], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    rows = [list(s.prompt_ids) + list(s.suffix_ids) for s in samples]
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row)
-        mask[i, : len(row)] = 1
-    return ids, mask
-
-
-def logit_lens(lm: LoadedModel, samples: Sequence[Sample], layers: Sequence[int] | None = None,
+def logit_lens(lm: LoadedModel, samples: Sequence[Sample], *, layers: Sequence[int] | None = None,
                batch_size: int = 8, chunk: int = 64, progress: bool = True) -> pd.DataFrame:
     """Rank and probability of every true continuation token when decoding each layer (teacher forced).
 
@@ -106,7 +80,7 @@ def logit_lens(lm: LoadedModel, samples: Sequence[Sample], layers: Sequence[int]
     bar = tqdm(total=len(samples), desc=f"lens {lm.name}", unit="sample", disable=not progress)
     for start in range(0, len(samples), batch_size):
         batch = samples[start : start + batch_size]
-        ids, mask = _right_padded(batch, pad_id)
+        ids, mask = right_padded([list(s.prompt_ids) + list(s.suffix_ids) for s in batch], pad_id)
         with torch.inference_mode(), record_residuals(model) as store:
             model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
         # columns predicting each suffix token: prompt_len - 1 + j

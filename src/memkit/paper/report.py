@@ -3,13 +3,18 @@
     report.save_figure(fig, out_dir, "fig_scale")            # fig_scale.pdf + .png, reproducible bytes
     report.write_table(df, out_dir / "tab_attractors.tex", caption=..., label=...)
     report.write_macros(out_dir / "numbers_tab_attractors.tex", {"GemmaExactRate": "0.42"}, source="tab_attractors")
+    report.fit_float(out_dir / "tab_attractors.tex", width=None)   # centred, small font
+    key = report.macro_key("smollm2-135m-instruct")                # "SmollmTwoOneThreeFiveMInstruct"
+    report.format_alpha(0.25), report.format_ci(0.1, float("inf"), alpha_max=2)   # "0.25", "[0.10, $>$2]"
 
 Every file names the notebook that produced it, is written atomically, and is never
-edited by hand (showyourwork style). The paper only `\\input`s these files.
+edited by hand (showyourwork style). The paper only `\\input`s these files. Every LaTeX or
+number-format helper of the project lives here.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 from importlib import metadata
@@ -18,7 +23,7 @@ from typing import Mapping
 
 import pandas as pd
 
-from .paths import PROJECT_ROOT, atomic_path  # noqa: F401  (atomic_path re-exported for notebooks)
+from ..paths import PROJECT_ROOT, atomic_path
 
 MACRO_NAME = re.compile(r"^[A-Za-z]+$")
 PROVENANCE_PACKAGES = ("memkit", "torch", "transformers", "tokenizers", "accelerate", "gguf", "numpy", "pandas",
@@ -95,3 +100,81 @@ def package_versions(packages: tuple[str, ...] = PROVENANCE_PACKAGES) -> dict[st
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+# -- LaTeX helpers ---------------------------------------------------------------------------------
+_DIGITS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
+
+
+def macro_key(name: str) -> str:
+    """A letters-only LaTeX macro fragment for a model or mode name.
+
+    `"smollm2-135m-instruct"` -> `"SmollmTwoOneThreeFiveMInstruct"`; notebooks may map
+    names to shorter keys themselves and use this only as the fallback.
+    """
+    parts, word = [], ""
+    for ch in str(name):
+        if ch.isascii() and ch.isalpha():
+            word += ch
+            continue
+        if word:
+            parts.append(word[0].upper() + word[1:])
+            word = ""
+        if ch.isdigit():
+            parts.append(_DIGITS[int(ch)])
+    if word:
+        parts.append(word[0].upper() + word[1:])
+    key = "".join(parts)
+    if not key:
+        raise ValueError(f"cannot make a macro name from {name!r}")
+    return key
+
+
+def fit_float(path: Path | str, font: str = r"\small", width: str | None = r"\linewidth",
+              position: str | None = None) -> None:
+    """Make a table float written by `write_table` fit the page, in place.
+
+    Adds `\\centering` and a font size after `\\begin{table}`, optionally scales the tabular
+    to `width` with `\\resizebox` and replaces the float position (e.g. "p" for a page of its
+    own). The generated header line and everything else stay as written.
+    """
+    path = Path(path)
+    text = path.read_text()
+    lines = text.split("\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith(r"\begin{table}"))
+    if position is not None:
+        lines[start] = f"\\begin{{table}}[{position}]"
+    lines.insert(start + 1, f"\\centering{font}")
+    if width is not None:
+        begin = next(i for i, line in enumerate(lines) if line.startswith(r"\begin{tabular}"))
+        lines.insert(begin, f"\\resizebox{{{width}}}{{!}}{{%")
+        end = next(i for i, line in enumerate(lines) if line.startswith(r"\end{tabular}"))
+        lines[end] = lines[end] + "%"
+        lines.insert(end + 1, "}")
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines))
+
+
+# -- number formats ----------------------------------------------------------------------------------
+def format_alpha(value: float, digits: int = 2, alpha_min: float | None = None) -> str:
+    """A magnitude for the paper: '--' for NaN, '$\\infty$' for +inf, '$<$a' below the grid's resolution."""
+    if value is None or math.isnan(value):
+        return "--"
+    if math.isinf(value):
+        return "$\\infty$"
+    if alpha_min is not None and not math.isnan(alpha_min) and value < alpha_min:
+        return f"$<${format_alpha(alpha_min, digits)}"
+    if value >= 1 and float(value).is_integer():
+        return str(int(value))
+    return f"{value:.{digits}g}" if value < 0.1 else f"{value:.{digits}f}"
+
+
+def format_ci(low: float, high: float, alpha_max: float, digits: int = 2, alpha_min: float | None = None) -> str:
+    """'[lo, hi]'; an end at +inf (replicates without a crossing) reads '$>$alpha_max', both: '$>$alpha_max'."""
+    if math.isnan(low) or math.isnan(high):
+        return "--"
+    beyond = f"$>${format_alpha(alpha_max, digits)}"
+    if math.isinf(low):
+        return beyond
+    hi = beyond if math.isinf(high) else format_alpha(high, digits, alpha_min)
+    return f"[{format_alpha(low, digits, alpha_min)}, {hi}]"

@@ -1,7 +1,7 @@
 """Extraction benchmark: HF `generate` vs memkit's engine vs the teacher-forced floor.
 
-    python -m memkit.bench --out build/bench            # both embedded models (`make bench`)
-    python -m memkit.bench --models smollm2-135m-instruct --samples 16
+    python -m memkit.paper.bench --out build/bench            # both embedded models (`make bench`)
+    python -m memkit.paper.bench --models smollm2-135m-instruct --samples 16
 
 Two workloads per model, same samples and batch size for every method:
 - memorized: attractor prefixes whose suffix is the model's own greedy continuation, so the
@@ -27,26 +27,17 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .core.decode import greedy_decode
-from .core.extract import pad_token_id
-from .core.models import load_model
-from .paths import DATA_DIR, atomic_path
-from .core.samples import leading_special_ids
+from ..core.batching import left_padded
+from ..core.decode import greedy_decode
+from ..core.extract import pad_token_id
+from ..core.models import load_model
+from ..core.samples import leading_special_ids
+from ..paths import DATA_DIR, atomic_path
 
 
 def _attractor_texts() -> list[str]:
     records = [json.loads(line) for line in (DATA_DIR / "attractors.jsonl").read_text().splitlines() if line.strip()]
     return [r["text"] for r in records if r["category"] != "control"]
-
-
-def _left_pad(prompts, pad_id):
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.tensor(p)
-        mask[i, width - len(p):] = 1
-    return ids, mask
 
 
 def hf_generate(model, prompts, m, pad_id, batch_size, use_cache=True):
@@ -57,7 +48,7 @@ def hf_generate(model, prompts, m, pad_id, batch_size, use_cache=True):
                               eos_token_id=None, pad_token_id=pad_id)
     out = []
     for start in range(0, len(prompts), batch_size):
-        ids, mask = _left_pad(prompts[start:start + batch_size], pad_id)
+        ids, mask = left_padded(prompts[start:start + batch_size], pad_id)
         with torch.inference_mode():
             generated = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
         out.extend(generated[:, ids.shape[1]:].tolist())
@@ -70,7 +61,7 @@ def teacher_forced_floor(model, prompts, suffixes, pad_id, batch_size):
     out = []
     for start in range(0, len(prompts), batch_size):
         seqs = [list(p) + list(s)[:-1] for p, s in zip(prompts[start:start + batch_size], suffixes[start:start + batch_size])]
-        ids, mask = _left_pad(seqs, pad_id)
+        ids, mask = left_padded(seqs, pad_id)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         with torch.inference_mode():
             logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=m).logits

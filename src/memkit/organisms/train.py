@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .errors import MemkitError
-from .paths import atomic_path, code_fingerprint
+from ..errors import MemkitError
+from ..paths import atomic_path, code_fingerprint
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def _save_checkpoint(out_dir: Path, model, tokenizer, step: int, meta: dict) -> 
     os.replace(tmp, target)
 
 
-def train(cfg: TrainConfig, stream: np.ndarray, out_dir: Path | str, tokenizer, progress: bool = True,
+def train(cfg: TrainConfig, stream: np.ndarray, out_dir: Path | str, tokenizer, *, progress: bool = True,
           meta: dict | None = None, desc: str = "train", position: int = 0, stop_after: int | None = None) -> dict:
     """Train (or resume) one organism on `stream`; returns the contents of `<out_dir>/done.json`.
 
@@ -241,4 +241,4 @@ def train(cfg: TrainConfig, stream: np.ndarray, out_dir: Path | str, tokenizer, 
 @lru_cache(maxsize=None)
 def train_version() -> str:
     """Hash of this module's source: part of the zoo's cache key."""
-    return code_fingerprint("train.py")
+    return code_fingerprint("organisms/train.py")

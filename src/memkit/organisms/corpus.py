@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import MemkitError
-from .paths import cache_dir, code_fingerprint
+from ..errors import MemkitError
+from ..paths import cache_dir, code_fingerprint
 
 APT_PACKAGE = "bible-kjv"  # provides /usr/bin/bible and pulls in bible-kjv-text (the data)
 BIBLE_COMMAND = ("bible", "-l2000", "Gen1:1-Rev22:21")  # whole text, no line wrapping
@@ -216,4 +216,4 @@ def background_stream(doc_ids: list[list[int]], n_sequences: int, seq_len: int, 
 @lru_cache(maxsize=None)
 def corpus_version() -> str:
     """Hash of this module's source: part of the zoo's cache key."""
-    return code_fingerprint("corpus.py")
+    return code_fingerprint("organisms/corpus.py")

@@ -19,12 +19,12 @@ identical to one-at-a-time runs (tested). Per sample and head it records the tea
 log-probability of the true suffix (sum over the m tokens) and, optionally, the greedy
 continuation (exact drafted decoding of `memkit.core.decode`) scored against the true suffix
 (`token_match`) and against the model's own clean continuation (`retention`, the Biderman
-score of `memkit.dynamics`), so controls get a meaningful retention too.
+score of `memkit.dynamics.sweeps`), so controls get a meaningful retention too.
 """
 
 from __future__ import annotations
 
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from typing import Iterator, Sequence
 
@@ -33,36 +33,25 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .core.extract import extract, pad_token_id
-from .core.hooks import decoder_layers
-from .core.metrics import token_match
-from .core.models import LoadedModel
-from .core.samples import Sample
-from .errors import MemkitError
+from ..core.arch import attention_output, decoder_layers, head_shape
+from ..core.batching import padded_batches, right_padded
+from ..core.extract import extract, pad_token_id
+from ..core.hooks import attach
+from ..core.metrics import token_match
+from ..core.models import LoadedModel
+from ..core.samples import Sample
+from ..core.text import text_windows
+from ..errors import MemkitError
 
 MODES = ("zero", "mean")
 Head = tuple[int, int]
 
 
-def attention_output(model, layer: int) -> torch.nn.Linear:
-    """The attention output projection of decoder block `layer` (its input holds the per-head outputs)."""
-    block = decoder_layers(model)[layer]
-    for attn_name, proj_name in (("self_attn", "o_proj"), ("attention", "dense"), ("attn", "c_proj")):
-        attn = getattr(block, attn_name, None)
-        proj = getattr(attn, proj_name, None) if attn is not None else None
-        if isinstance(proj, torch.nn.Linear):
-            return proj
-    raise MemkitError(f"cannot find the attention output projection of {type(block).__name__}")
-
-
-def head_shape(model) -> tuple[int, int, int]:
-    """(layers, query heads per layer, head dim) as seen by the attention output projection."""
-    config = getattr(model.config, "get_text_config", lambda: model.config)()
-    n_heads = int(config.num_attention_heads)
-    width = attention_output(model, 0).in_features
-    if width % n_heads:
-        raise MemkitError(f"o_proj input width {width} is not a multiple of {n_heads} heads")
-    return len(decoder_layers(model)), n_heads, width // n_heads
+def _check_mode(mode: str, means: torch.Tensor | None) -> None:
+    if mode not in MODES:
+        raise MemkitError(f"unknown ablation mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode == "mean" and means is None:
+        raise MemkitError("mean ablation needs the head means (see head_means)")
 
 
 def _check_heads(model, heads: Sequence[Head | None]) -> None:
@@ -72,100 +61,84 @@ def _check_heads(model, heads: Sequence[Head | None]) -> None:
             raise MemkitError(f"head {head} out of range: the model has {n_layers} layers x {n_heads} heads")
 
 
+def _ablation_hooks(model, by_layer: dict[int, list[tuple[int | None, int]]], mode: str, means: torch.Tensor | None,
+                    n_rows: int | None = None) -> list:
+    """Pre-forward hooks on the attention output projections that overwrite head slices of their input.
+
+    `by_layer[l]` lists (batch row, head) pairs, row None meaning every row; with `n_rows` the
+    batch must have exactly that many rows.
+    """
+    _, _, head_dim = head_shape(model)
+
+    def make(layer: int, edits: list[tuple[int | None, int]]):
+        def hook(module, args):
+            (x, *rest) = args
+            if n_rows is not None and x.shape[0] != n_rows:
+                raise RuntimeError(f"ablation set up for {n_rows} rows, got a batch of {x.shape[0]}")
+            x = x.clone()
+            for row, head in edits:
+                cols = slice(head * head_dim, (head + 1) * head_dim)
+                value = 0.0 if mode == "zero" else means[layer, cols].to(x.dtype)
+                if row is None:
+                    x[..., cols] = value
+                else:
+                    x[row, :, cols] = value
+            return (x, *rest)
+        return hook
+
+    return [(attention_output(model, layer), "pre_forward", make(layer, edits)) for layer, edits in by_layer.items()]
+
+
 @contextmanager
 def ablate_rows(model, row_heads: Sequence[Head | None], mode: str = "zero",
                 means: torch.Tensor | None = None) -> Iterator[None]:
     """Ablate head `row_heads[r]` (or nothing for None) in batch row r of every forward pass."""
-    if mode not in MODES:
-        raise MemkitError(f"unknown ablation mode {mode!r}; choose one of {', '.join(MODES)}")
-    if mode == "mean" and means is None:
-        raise MemkitError("mean ablation needs the head means (see head_means)")
+    _check_mode(mode, means)
     _check_heads(model, row_heads)
-    _, _, head_dim = head_shape(model)
-    by_layer: dict[int, list[tuple[int, int]]] = {}
+    by_layer: dict[int, list[tuple[int | None, int]]] = {}
     for row, head in enumerate(row_heads):
         if head is not None:
             by_layer.setdefault(int(head[0]), []).append((row, int(head[1])))
-    with ExitStack() as stack:
-        for layer, edits in by_layer.items():
-            def hook(module, args, edits=edits, layer=layer):
-                (x, *rest) = args
-                if x.shape[0] != len(row_heads):
-                    raise RuntimeError(f"ablation set up for {len(row_heads)} rows, got a batch of {x.shape[0]}")
-                x = x.clone()
-                for row, head in edits:
-                    cols = slice(head * head_dim, (head + 1) * head_dim)
-                    x[row, :, cols] = 0.0 if mode == "zero" else means[layer, cols].to(x.dtype)
-                return (x, *rest)
-            handle = attention_output(model, layer).register_forward_pre_hook(hook)
-            stack.callback(handle.remove)
+    with attach(_ablation_hooks(model, by_layer, mode, means, n_rows=len(row_heads))):
         yield
 
 
 @contextmanager
 def ablate_heads(model, heads: Sequence[Head], mode: str = "zero", means: torch.Tensor | None = None) -> Iterator[None]:
     """Ablate the given heads in every row of every forward pass (hooks removed on exit)."""
-    if mode not in MODES:
-        raise MemkitError(f"unknown ablation mode {mode!r}; choose one of {', '.join(MODES)}")
-    if mode == "mean" and means is None:
-        raise MemkitError("mean ablation needs the head means (see head_means)")
+    _check_mode(mode, means)
     _check_heads(model, heads)
-    _, _, head_dim = head_shape(model)
-    by_layer: dict[int, list[int]] = {}
+    by_layer: dict[int, list[tuple[int | None, int]]] = {}
     for layer, head in heads:
-        by_layer.setdefault(int(layer), []).append(int(head))
-    with ExitStack() as stack:
-        for layer, hs in by_layer.items():
-            def hook(module, args, hs=hs, layer=layer):
-                (x, *rest) = args
-                x = x.clone()
-                for head in hs:
-                    cols = slice(head * head_dim, (head + 1) * head_dim)
-                    x[..., cols] = 0.0 if mode == "zero" else means[layer, cols].to(x.dtype)
-                return (x, *rest)
-            handle = attention_output(model, layer).register_forward_pre_hook(hook)
-            stack.callback(handle.remove)
+        by_layer.setdefault(int(layer), []).append((None, int(head)))
+    with attach(_ablation_hooks(model, by_layer, mode, means)):
         yield
 
 
 @torch.inference_mode()
-def head_means(lm: LoadedModel, texts: Sequence[str], seq_len: int = 128, batch_size: int = 8,
+def head_means(lm: LoadedModel, texts: Sequence[str], *, seq_len: int = 128, batch_size: int = 8,
                max_windows: int | None = None) -> torch.Tensor:
     """Mean input of every attention output projection over all token positions of `texts`: (layers, width)."""
-    from .windows import text_windows, window_batches
-
     model = lm.model
     n_layers = len(decoder_layers(model))
     windows = text_windows(lm.tokenizer, texts, seq_len, max_windows)
     width = attention_output(model, 0).in_features
     sums = torch.zeros(n_layers, width, dtype=torch.float64)
     current: dict[str, torch.Tensor] = {}
-    handles = []
-    for layer in range(n_layers):
-        def hook(module, args, layer=layer):
+
+    def summer(layer: int):
+        def hook(module, args):
             x = args[0].double()
             sums[layer] += (x * current["mask"].to(x.device)[..., None]).sum((0, 1)).cpu()
-        handles.append(attention_output(model, layer).register_forward_pre_hook(hook))
+        return hook
+
     count = 0
-    try:
-        for ids, mask in window_batches(windows, batch_size, pad_token_id(lm.tokenizer)):
+    with attach([(attention_output(model, layer), "pre_forward", summer(layer)) for layer in range(n_layers)]):
+        for ids, mask in padded_batches(windows, batch_size, pad_token_id(lm.tokenizer)):
             current["mask"] = mask.double()
             model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), use_cache=False)
             count += int(mask.sum())
-    finally:
-        for handle in handles:
-            handle.remove()
     return (sums / count).float()
-
-
-def _right_padded(sequences: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in sequences)
-    ids = torch.full((len(sequences), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for i, row in enumerate(sequences):
-        ids[i, : len(row)] = torch.tensor(list(row))
-        mask[i, : len(row)] = 1
-    return ids, mask
 
 
 class LayerInputs:
@@ -181,16 +154,14 @@ class LayerInputs:
         self.model = model
         self.layers = decoder_layers(model)
         self.calls: list[tuple[tuple, dict]] = [None] * len(self.layers)  # type: ignore[list-item]
-        handles = []
-        for index, block in enumerate(self.layers):
-            def hook(module, args, kwargs, index=index):
+
+        def recorder(index: int):
+            def hook(module, args, kwargs):
                 self.calls[index] = (args, dict(kwargs))
-            handles.append(block.register_forward_pre_hook(hook, with_kwargs=True))
-        try:
+            return hook
+
+        with attach([(block, "pre_forward_kwargs", recorder(index)) for index, block in enumerate(self.layers)]):
             self.logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits.float()
-        finally:
-            for handle in handles:
-                handle.remove()
 
     @torch.inference_mode()
     def tail(self, layer: int) -> torch.Tensor:
@@ -206,14 +177,14 @@ class LayerInputs:
 
 
 @torch.inference_mode()
-def suffix_logprobs(lm: LoadedModel, samples: Sequence[Sample], heads: Sequence[Head] = (), mode: str = "zero",
+def suffix_logprobs(lm: LoadedModel, samples: Sequence[Sample], *, heads: Sequence[Head] = (), mode: str = "zero",
                     means: torch.Tensor | None = None) -> tuple[list[float], list[list[bool]]]:
     """Teacher-forced sum log-prob of each sample's suffix and, per suffix token, whether it is the argmax.
 
     With `heads` ablated (in every sample) when given; a full forward pass, for checks and small jobs.
     """
-    ids, mask = _right_padded([list(s.prompt_ids) + list(s.suffix_ids) for s in samples], pad_token_id(lm.tokenizer))
-    context = ablate_heads(lm.model, heads, mode, means) if heads else ExitStack()
+    ids, mask = right_padded([list(s.prompt_ids) + list(s.suffix_ids) for s in samples], pad_token_id(lm.tokenizer))
+    context = ablate_heads(lm.model, heads, mode, means) if heads else nullcontext()
     with context:
         logits = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), use_cache=False).logits
     return _score(logits.float(), samples)
@@ -262,7 +233,7 @@ def _greedy(lm: LoadedModel, samples: Sequence[Sample], heads: Sequence[Head | N
     return [list(g) for g in frame["generated_ids"]]
 
 
-def head_scan(lm: LoadedModel, samples: Sequence[Sample], mode: str = "zero", means: torch.Tensor | None = None,
+def head_scan(lm: LoadedModel, samples: Sequence[Sample], *, mode: str = "zero", means: torch.Tensor | None = None,
               heads: Sequence[Head] | None = None, greedy: bool = True, batch_size: int = 16,
               progress: bool = True) -> pd.DataFrame:
     """Every head ablated in turn on every sample: teacher-forced log-prob and greedy scores vs no ablation.
@@ -279,10 +250,7 @@ def head_scan(lm: LoadedModel, samples: Sequence[Sample], mode: str = "zero", me
     (retention 1); only the other (head, sample) pairs are decoded, drafted by the clean
     continuation.
     """
-    if mode not in MODES:
-        raise MemkitError(f"unknown ablation mode {mode!r}; choose one of {', '.join(MODES)}")
-    if mode == "mean" and means is None:
-        raise MemkitError("mean ablation needs the head means (see head_means)")
+    _check_mode(mode, means)
     n_layers, n_heads, _ = head_shape(lm.model)
     heads = [(l, h) for l in range(n_layers) for h in range(n_heads)] if heads is None else [tuple(x) for x in heads]
     _check_heads(lm.model, heads)
@@ -304,7 +272,7 @@ def head_scan(lm: LoadedModel, samples: Sequence[Sample], mode: str = "zero", me
                disable=not progress)
     for rows in batches:
         part = [tf_samples[r] for r in rows]
-        ids, mask = _right_padded([list(s.prompt_ids) + list(s.suffix_ids) for s in part], pad)
+        ids, mask = right_padded([list(s.prompt_ids) + list(s.suffix_ids) for s in part], pad)
         inputs = LayerInputs(lm.model, ids.to(lm.device), mask.to(lm.device))
         for r, total, hit in zip(rows, *_score(inputs.logits, part)):
             logprob[(None, r)] = (total, hit)

@@ -14,7 +14,7 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from .core.models import LoadedModel
+from ..core.models import LoadedModel
 
 
 @torch.inference_mode()

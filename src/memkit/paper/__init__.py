@@ -1,0 +1,11 @@
+"""The paper: experiment grids, sample selections, benchmarks and the writers of figures, tables, macros.
+
+- `experiments`  model x prompting-mode grids and memorization verdicts (Table 1, Figure 1)
+- `sets`         memorized vs control samples and generic text for the mechanism notebooks
+- `report`       every LaTeX / format helper: figures, booktabs tables, macros, number formats
+- `tokens`       per-token view of one continuation (the explore notebook)
+- `bench`        extraction benchmark: HF generate vs memkit vs the teacher-forced floor
+
+May import every analysis package (`core`, `dynamics`, `organisms`, `mechanisms`, `mia`);
+only the notebooks and the command line build on it. Importing this package imports nothing.
+"""
