@@ -368,18 +368,6 @@ WINDOW_FIELDS = ("source", "category", "doc", "position", "token_start", "window
 
 
 # -- the screen -------------------------------------------------------------------------------------
-def _right_padded(rows: Sequence[Sequence[int]], pad_id: int):
-    import torch
-
-    width = max(len(row) for row in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(list(row), dtype=torch.long)
-        mask[i, : len(row)] = 1
-    return ids, mask
-
-
 def _last_logits(model, ids, mask, keep: int):
     """fp32 logits of the last `keep` positions (only those are projected when the model allows it)."""
     kwargs = {"logits_to_keep": keep} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
@@ -411,12 +399,14 @@ def screen_batch(lm: LoadedModel, batch: Sequence[Sample]) -> pd.DataFrame:
     """One teacher-forced pass over prompt + true suffix: the screen columns of every window."""
     import torch
 
+    from .core.batching import right_padded
+
     lengths = {len(s.suffix_ids) for s in batch}
     if len(lengths) != 1:
         raise MemkitError(f"all windows of a batch need the same suffix length m (got {sorted(lengths)})")
     m = lengths.pop()
-    ids, mask = _right_padded([list(s.prompt_ids) + list(s.suffix_ids[:-1]) for s in batch],
-                              pad_token_id(lm.tokenizer))
+    ids, mask = right_padded([list(s.prompt_ids) + list(s.suffix_ids[:-1]) for s in batch],
+                             pad_token_id(lm.tokenizer))
     starts = [len(s.prompt_ids) - 1 for s in batch]  # the position that predicts suffix token 0
     keep = ids.shape[1] - min(starts)
     with torch.inference_mode():
