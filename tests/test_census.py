@@ -364,10 +364,23 @@ def test_matched_controls_same_source():
 
 
 # -- command line ----------------------------------------------------------------------------------
-def test_cli_sources_match_the_library():
+def test_cli_sources_and_defaults_match_the_library():
+    from memkit.cli import build_parser
     from memkit.cli import census as cli_census
 
     assert cli_census.SOURCE_NAMES == tuple(census.SOURCES)
+    args = build_parser().parse_args(["census", "--model", "m", "--out", "d"])
+    assert (args.screen_prefix, args.screen_accuracy) == (census.DEFAULT_SCREEN_PREFIX, census.DEFAULT_SCREEN_ACCURACY)
+    assert (args.recall_sample, args.recall_min) == (census.DEFAULT_RECALL_FRACTION, census.DEFAULT_RECALL_MIN)
+
+
+def test_bench_census_rows(tiny_lm):
+    from memkit.paper.bench import census_rows
+
+    rows = {row["method"]: row for row in census_rows(tiny_lm, 4, K, M, 2, 1)}
+    assert set(rows) == {"generate", "memkit_drafted", "census_screen"}
+    assert all(row["tokens_identical_to_generate"] and row["samples"] == 4 for row in rows.values())
+    assert rows["census_screen"]["x_floor"] == 1.0 and rows["census_screen"]["windows_per_s"] > 0
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -75,8 +75,8 @@ from .paths import DATA_DIR, atomic_path, code_fingerprint
 
 RULES = ("near_verbatim", "exact")
 CATEGORIES = ("natural", "code", "license", "placeholder")
-DEFAULT_SCREEN_PREFIX = 8
-DEFAULT_SCREEN_ACCURACY = 0.5
+DEFAULT_SCREEN_PREFIX = 16
+DEFAULT_SCREEN_ACCURACY = 0.7
 DEFAULT_RECALL_FRACTION = 0.05
 DEFAULT_RECALL_MIN = 200
 OUTPUTS = ("screen.parquet", "confirmed.parquet", "rates.csv", "recall.csv", "census.json")

@@ -47,10 +47,10 @@ def register(sub) -> None:
     parser.add_argument("--suffix-tokens", "-m", type=positive_int, default=32, help="continuation length m (default 32)")
     parser.add_argument("--max-windows-per-source", type=positive_int, default=500,
                         help="windows screened per source at most: openings first, then a seeded sample (default 500)")
-    parser.add_argument("--screen-prefix", type=non_negative_int, default=8,
-                        help="decode windows whose greedy prefix match is >= L tokens (default 8)")
-    parser.add_argument("--screen-accuracy", type=fraction, default=0.5,
-                        help="... or whose teacher-forced top-1 accuracy is >= a (default 0.5)")
+    parser.add_argument("--screen-prefix", type=non_negative_int, default=16,
+                        help="decode windows whose greedy prefix match is >= L tokens (default 16)")
+    parser.add_argument("--screen-accuracy", type=fraction, default=0.7,
+                        help="... or whose teacher-forced top-1 accuracy is >= a (default 0.7)")
     parser.add_argument("--recall-sample", type=fraction, default=0.05,
                         help="fraction of the other windows decoded to measure the screen's recall (default 0.05, "
                              "at least --recall-min)")

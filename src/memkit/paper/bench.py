@@ -13,6 +13,14 @@ Pythia and latent-memorization evaluations ran; timed on a few samples and scale
 workload size), memkit `plain` and `drafted`, and the floor: one teacher-forced pass over
 prefix+suffix computing logits only at the suffix positions. Times are medians over
 repeats; compare ratios, not seconds. Results go to `<out>/bench.csv`, `.md` and `.tex`.
+
+A third workload, `census`, times the memorization census (`memkit.census`) on windows of
+data/attractors.jsonl and the standard library (available everywhere): its screen (one
+teacher-forced pass per batch, exact greedy prefix-match lengths) against cached HF
+`generate` and memkit's drafted engine on the same windows, in windows per second;
+`tokens_identical_to_generate` says whether the screen's prefix-match lengths equal those
+of `generate`'s continuations, and `x_floor` is relative to the screen. `make bench` includes
+it (`bench_model(..., with_census=True)`).
 """
 
 from __future__ import annotations
@@ -27,10 +35,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from .. import census
 from ..core.batching import left_padded
 from ..core.decode import greedy_decode
-from ..core.extract import pad_token_id
+from ..core.extract import pad_token_id, plan_batches
 from ..core.models import load_model
+from ..core.metrics import prefix_match_len
 from ..core.samples import leading_special_ids
 from ..paths import DATA_DIR, atomic_path
 
@@ -108,7 +118,7 @@ def _timed(fn, repeats):
 
 
 def bench_model(name: str, n: int, k: int, m: int, batch_size: int, repeats: int, nocache_samples: int,
-                draft_options: dict | None = None) -> list[dict]:
+                draft_options: dict | None = None, *, with_census: bool = False) -> list[dict]:
     lm = load_model(name, device="cpu")
     model, pad = lm.model, pad_token_id(lm.tokenizer)
     draft_options = draft_options or {}
@@ -132,14 +142,38 @@ def bench_model(name: str, n: int, k: int, m: int, batch_size: int, repeats: int
             "floor": (t_floor, floor == reference),
         }
         for method, (seconds, identical) in timings.items():
-            rows.append({
-                "model": name, "workload": workload, "method": method, "samples": n, "k": k, "m": m,
-                "batch_size": batch_size, "seconds": round(seconds, 2),
-                "x_floor": round(seconds / t_floor, 2), "x_generate": round(seconds / t_gen, 2),
-                "tokens_identical_to_generate": identical,
-                "note": f"timed on {few} samples, scaled" if method == "generate_nocache" else "",
-            })
-    return rows
+            rows.append(_row(name, workload, method, n, k, m, batch_size, seconds, t_floor, t_gen, identical,
+                             f"timed on {few} samples, scaled" if method == "generate_nocache" else ""))
+    return rows + (census_rows(lm, n, k, m, batch_size, repeats) if with_census else [])
+
+
+def _row(model, workload, method, n, k, m, batch_size, seconds, t_floor, t_gen, identical, note="") -> dict:
+    return {"model": model, "workload": workload, "method": method, "samples": n, "k": k, "m": m,
+            "batch_size": batch_size, "seconds": round(seconds, 2), "windows_per_s": round(n / seconds, 2),
+            "x_floor": round(seconds / t_floor, 2), "x_generate": round(seconds / t_gen, 2),
+            "tokens_identical_to_generate": identical, "note": note}
+
+
+def census_rows(lm, n: int, k: int, m: int, batch_size: int, repeats: int) -> list[dict]:
+    """The `census` workload: the census screen vs cached HF `generate` and memkit drafted, same windows."""
+    windows = census.census_windows(lm, ["attractors", "stdlib"], k=k, m=m, max_windows_per_source=n)[:n]
+    prompts, suffixes = [list(w.prompt_ids) for w in windows], [list(w.suffix_ids) for w in windows]
+    model, pad = lm.model, pad_token_id(lm.tokenizer)
+
+    def screen():
+        frames = [census.screen_batch(lm, [windows[i] for i in batch]) for batch in plan_batches(windows, batch_size)]
+        return pd.concat(frames).set_index("id").loc[[w.id for w in windows], "prefix_match_len"].tolist()
+
+    t_gen, reference = _timed(lambda: hf_generate(model, prompts, m, pad, batch_size), repeats)
+    t_draft, drafted = _timed(lambda: memkit_engine(model, prompts, suffixes, pad, batch_size, True), repeats)
+    t_screen, screened = _timed(screen, repeats)
+    leading = [prefix_match_len(g, s) for g, s in zip(reference, suffixes)]
+    note = "screen: exact greedy prefix-match lengths from one teacher-forced pass"
+    timings = {"generate": (t_gen, True), "memkit_drafted": (t_draft, drafted == reference),
+               "census_screen": (t_screen, screened == leading)}
+    return [_row(lm.name, "census", method, len(windows), k, m, batch_size, seconds, t_screen, t_gen, identical,
+                 note if method == "census_screen" else "")
+            for method, (seconds, identical) in timings.items()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.models:
         rows += bench_model(name, args.samples, args.prefix_tokens, args.suffix_tokens, args.batch_size,
-                            args.repeats, args.nocache_samples, options)
+                            args.repeats, args.nocache_samples, options, with_census=True)
     table = pd.DataFrame(rows)
     table.attrs["threads"] = torch.get_num_threads()
     args.out.mkdir(parents=True, exist_ok=True)
