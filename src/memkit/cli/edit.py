@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> None:
     lm = load(args)
     factors = collect_kfac(lm, [text], layers=args.layers, seq_len=args.seq_len, max_windows=args.max_windows,
                            labels=args.labels, seed=args.seed, progress=not args.no_progress)
-    new, info = edit_state(lm.model, factors, args.keep_mass, args.method, args.seed)
+    new, info = edit_state(lm.model, factors, args.keep_mass, args.method, seed=args.seed)
     linears = mlp_linears(lm.model, factors.config["layers"])
     with torch.no_grad():
         for name, weight in new.items():

@@ -319,7 +319,7 @@ def head_effects(scan: pd.DataFrame, metric: str = "delta_logprob", groups: pd.S
     return part.groupby(keys, sort=True)[metric].mean().reset_index()
 
 
-def top_heads(scan: pd.DataFrame, metric: str = "delta_logprob", n: int = 5,
+def top_heads(scan: pd.DataFrame, *, metric: str = "delta_logprob", n: int = 5,
               groups: pd.Series | None = None, group: str | None = None) -> pd.DataFrame:
     """The n heads whose ablation lowers `metric` the most (most negative mean effect), with their share."""
     effects = head_effects(scan, metric, groups)

@@ -240,7 +240,7 @@ def removal_mask(curvature: torch.Tensor, coeffs: torch.Tensor, keep_mass: float
     return remove.reshape(curvature.shape)
 
 
-def edit_weight(weight: torch.Tensor, eig: tuple, keep_mass: float, method: str = "kfac",
+def edit_weight(weight: torch.Tensor, eig: tuple, keep_mass: float, method: str = "kfac", *,
                 seed: int = 0) -> tuple[torch.Tensor, dict]:
     """The edited copy of one weight matrix and what was removed (count, curvature share, weight change)."""
     lam_a, u_a, lam_g, u_g = eig
@@ -259,7 +259,7 @@ def edit_weight(weight: torch.Tensor, eig: tuple, keep_mass: float, method: str 
     return new.to(dtype=weight.dtype, device=weight.device), info
 
 
-def edit_state(model, factors: KFACFactors, keep_mass: float, method: str = "kfac", seed: int = 0
+def edit_state(model, factors: KFACFactors, keep_mass: float, method: str = "kfac", *, seed: int = 0
                ) -> tuple[dict[str, torch.Tensor], pd.DataFrame]:
     """Edited weights of every matrix in `factors` ({"<layer>.<name>": tensor}) and a per-matrix info table."""
     linears = mlp_linears(model, factors.config.get("layers") or sorted({int(n.split(".")[0]) for n in factors.names}))
@@ -278,10 +278,10 @@ def edit_state(model, factors: KFACFactors, keep_mass: float, method: str = "kfa
 
 
 @contextmanager
-def edited(model, factors: KFACFactors, keep_mass: float, method: str = "kfac", seed: int = 0
+def edited(model, factors: KFACFactors, keep_mass: float, method: str = "kfac", *, seed: int = 0
            ) -> Iterator[pd.DataFrame]:
     """Temporarily replace the MLP weights by their edited versions; the originals come back bit for bit."""
-    new, info = edit_state(model, factors, keep_mass, method, seed)
+    new, info = edit_state(model, factors, keep_mass, method, seed=seed)
     linears = mlp_linears(model, sorted({int(n.split(".")[0]) for n in new}))
     saved = {name: linears[name].weight.detach().clone() for name in new}
     try:
