@@ -27,6 +27,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -141,14 +142,19 @@ def run_extraction_ray(spec: str, source: Source, out: str | Path, config: dict,
                        mode: str = "raw", num_actors: int = 2, batch_size: int = 16, device: str = "cpu",
                        dtype: str = "float32", threads_per_actor: int = 1, chunk_size: int = DEFAULT_CHUNK_SIZE,
                        fast: bool = True, address: str | None = None, online: bool = False, progress: bool = True,
-                       max_restarts: int = 4, return_frame: bool = True) -> pd.DataFrame | None:
+                       max_restarts: int = 4, return_frame: bool = True,
+                       stats: dict | None = None) -> pd.DataFrame | None:
     """`run_extraction(load_model(spec), source.samples(...), out, config, ...)` on a Ray actor pool.
 
     `address`: None starts (or, with RAY_ADDRESS set, joins) a local Ray; "auto" joins the
     running cluster; HOST:PORT / ray://HOST:PORT a given one. Ray is left as it was found
     (a session this call started is shut down at the end). `device` "auto" means one GPU per
     actor when the cluster has GPUs. Returns the table (None with `return_frame=False`).
+    `stats`, if given, receives wall-clock marks (`time.perf_counter()`): `start`, `chunk_times`
+    (when each chunk arrived, as (chunk, samples, time)) and `end`, for throughput figures.
     """
+    stats = {} if stats is None else stats
+    stats.update(start=time.perf_counter(), chunk_times=[])
     if num_actors <= 0 or threads_per_actor <= 0:
         raise MemkitError(f"actors and threads per actor must be positive (got {num_actors}, {threads_per_actor})")
     ray = import_ray()
@@ -167,7 +173,7 @@ def run_extraction_ray(spec: str, source: Source, out: str | Path, config: dict,
                 warnings.filterwarnings("ignore", module=r"ray\..*")
                 _quiet_data(ray)
                 _run_pipeline(ray, run, todo, spec, stream, device, dtype, threads_per_actor, num_actors, fast,
-                              online, max_restarts, progress)
+                              online, max_restarts, progress, stats["chunk_times"])
         except (MemkitError, OSError, KeyboardInterrupt):
             raise
         except Exception as exc:  # a Ray error wraps the worker's: report the innermost cause, in one line
@@ -181,13 +187,15 @@ def run_extraction_ray(spec: str, source: Source, out: str | Path, config: dict,
     if missing:
         raise MemkitError(f"the Ray run ended without chunks {missing[:5]}; rerun to finish them")
     result = run.merge()
+    stats["end"] = time.perf_counter()
     if not return_frame:
         return None
     return result if result is not None else pd.read_parquet(out)
 
 
 def _run_pipeline(ray, run: RunParts, todo: list[int], spec: str, stream, device: str, dtype: str, threads: int,
-                  num_actors: int, fast: bool, online: bool, max_restarts: int, progress: bool) -> None:
+                  num_actors: int, fast: bool, online: bool, max_restarts: int, progress: bool,
+                  chunk_times: list) -> None:
     import numpy as np
     import pyarrow as pa
 
@@ -217,6 +225,7 @@ def _run_pipeline(ray, run: RunParts, todo: list[int], spec: str, stream, device
                 seen[part.column(_ROW).to_numpy()] = True
                 if seen.all():
                     _write_chunk(run, c, tables)
+                    chunk_times.append((c, run.chunk_len(c), time.perf_counter()))
                     del pending[c]
                     bar.update(run.chunk_len(c))
 
