@@ -21,6 +21,14 @@ teacher-forced pass per batch, exact greedy prefix-match lengths) against cached
 `tokens_identical_to_generate` says whether the screen's prefix-match lengths equal those
 of `generate`'s continuations, and `x_floor` is relative to the screen. `make bench` includes
 it (`bench_model(..., with_census=True)`).
+
+Scale-out (`bench_scaleout`, `<out>/scale.csv` and `.md`): one 2,000-sample extraction from a
+token memmap (random ids, k = m = 32, chunks of 125) run as 1 process x 1 thread, 1 process x
+2 threads and on a local Ray with 2 actors x 1 thread (`memkit.core.distributed`). The model is
+the smoke zoo's 100k organism (hidden 64, 2 layers; built once, about a minute): SmolLM2 decodes
+about 1-2 such samples per second on 2 cores, too slow for 3 x 2,000. `samples_per_s` is the
+steady rate (Ray: after the first round of chunks, i.e. without starting Ray and loading the
+actors' models, which `startup_s` shows); `efficiency` = speedup over 1 x 1 / cores used.
 """
 
 from __future__ import annotations
@@ -176,6 +184,70 @@ def census_rows(lm, n: int, k: int, m: int, batch_size: int, repeats: int) -> li
             for method, (seconds, identical) in timings.items()]
 
 
+def bench_scaleout(spec: str = "zoo:smoke/100k@final", n: int = 2000, k: int = 32, m: int = 32, *,
+                   batch_size: int = 16, chunk_size: int = 125, actors: int = 2, work: Path = Path("build/bench/scale"),
+                   seed: int = 0) -> list[dict]:
+    """The same extraction on 1 process x 1 and x 2 threads and on Ray (`actors` x 1 thread); see the docstring."""
+    import shutil
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from ..core.distributed import run_extraction_ray
+    from ..core.extract import run_extraction
+    from ..core.sources import open_source
+
+    if spec.startswith("zoo:smoke/"):
+        from ..organisms.zoo import build_zoo
+
+        build_zoo("smoke", progress=False)
+    lm = load_model(spec, device="cpu", progress=False)
+    work.mkdir(parents=True, exist_ok=True)
+    tokens = work / "tokens.bin"
+    np.random.default_rng(seed).integers(0, len(lm.tokenizer), size=(n, k + m)).astype(np.uint16).tofile(tokens)
+    source = open_source(tokens, seq_len=k + m)
+    config = {"command": "bench-scaleout", "model": spec, "k": k, "m": m, "seed": seed}
+
+    def fresh(name: str) -> Path:
+        path = work / name
+        path.unlink(missing_ok=True)
+        shutil.rmtree(work / f"{name}.parts", ignore_errors=True)
+        return path
+
+    rows, saved = [], torch.get_num_threads()
+    base = dict(model=spec, workload="scale-out", samples=n, k=k, m=m, batch_size=batch_size, chunk_size=chunk_size)
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            start = time.perf_counter()
+            run_extraction(lm, source.samples(lm, k, m), fresh(f"single-{threads}.parquet"), config,
+                           batch_size=batch_size, chunk_size=chunk_size, progress=False, return_frame=False)
+            seconds = time.perf_counter() - start
+            rows.append({**base, "method": f"1 process x {threads} thread{'s' * (threads > 1)}", "cores": threads,
+                         "seconds": seconds, "startup_s": 0.0, "samples_per_s": n / seconds})
+    finally:
+        torch.set_num_threads(saved)
+    stats: dict = {}
+    run_extraction_ray(spec, source, fresh("ray.parquet"), config, k=k, m=m, num_actors=actors, threads_per_actor=1,
+                       batch_size=batch_size, chunk_size=chunk_size, progress=False, return_frame=False, stats=stats)
+    arrivals = sorted(stats["chunk_times"], key=lambda mark: mark[2])
+    first_round = arrivals[min(actors, len(arrivals)) - 1][2]
+    later = sum(samples for _, samples, t in arrivals[actors:])
+    steady = later / (arrivals[-1][2] - first_round) if later else float("nan")
+    rows.append({**base, "method": f"ray {actors} actors x 1 thread", "cores": actors,
+                 "seconds": stats["end"] - stats["start"], "startup_s": first_round - stats["start"],
+                 "samples_per_s": steady})
+    reference = pq.read_table(work / "single-1.parquet", columns=["id", "generated_ids"])
+    for row, name in zip(rows, ("single-1", "single-2", "ray")):
+        row["tokens_identical"] = pq.read_table(work / f"{name}.parquet", columns=["id", "generated_ids"]).equals(reference)
+    for row in rows:
+        row["speedup"] = row["samples_per_s"] / rows[0]["samples_per_s"]
+        row["efficiency"] = row["speedup"] / row["cores"]
+        for key in ("seconds", "startup_s", "samples_per_s", "speedup", "efficiency"):
+            row[key] = round(row[key], 2)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["gemma-3-270m", "smollm2-135m-instruct"])
@@ -188,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-draft", type=int, default=None, help="override the engine's first probe length")
     parser.add_argument("--draft-growth", type=int, default=None, help="override the engine's chunk growth factor")
     parser.add_argument("--out", type=Path, default=Path("build/bench"))
+    parser.add_argument("--scale-samples", type=int, default=2000, help="scale-out rows: samples (0: skip them)")
+    parser.add_argument("--scale-model", default="zoo:smoke/100k@final", help="scale-out rows: the model")
     args = parser.parse_args(argv)
     options = {key: value for key, value in (("first_draft", args.first_draft), ("draft_growth", args.draft_growth))
                if value is not None}
@@ -209,6 +283,15 @@ def main(argv: list[str] | None = None) -> int:
           f"m={args.suffix_tokens}, batch {args.batch_size}")
     print(shown.to_string(index=False))
     print(f"written: {args.out}/bench.csv, bench.md, bench.tex")
+    if args.scale_samples:
+        scale = pd.DataFrame(bench_scaleout(args.scale_model, args.scale_samples, work=args.out / "scale"))
+        with atomic_path(args.out / "scale.csv") as tmp:
+            scale.to_csv(tmp, index=False)
+        with atomic_path(args.out / "scale.md") as tmp:
+            tmp.write_text(scale.to_markdown(index=False) if _has_tabulate() else scale.to_string(index=False))
+        print(scale[["model", "method", "seconds", "startup_s", "samples_per_s", "speedup", "efficiency",
+                     "tokens_identical"]].to_string(index=False))
+        print(f"written: {args.out}/scale.csv, scale.md")
     return 0
 
 
