@@ -43,7 +43,7 @@ test: $(STAMP) ## run the whole test suite incl. notebook regression (installs e
 test-fast: $(STAMP) ## tests without the ones that load an embedded model
 	$(PY) -m pytest -q -m "not slow" tests
 
-bench: $(STAMP) ## extraction benchmark: HF generate vs memkit vs the teacher-forced floor (+ the census screen)
+bench: $(STAMP) ## extraction benchmark: HF generate vs memkit vs the teacher-forced floor (+ census screen, Ray scale-out)
 	$(PY) -m memkit.paper.bench --out build/bench
 
 clean-cache: ## forget converted models (they are rebuilt on next use)
@@ -74,7 +74,7 @@ $(ZOO_STAMP): $(addprefix src/memkit/organisms/,corpus.py canaries.py train.py z
 	touch $@
 
 build/bench/bench.csv: src/memkit/paper/bench.py src/memkit/census.py $(wildcard src/memkit/core/*.py) $(STAMP)
-	$(PY) -m memkit.paper.bench --out build/bench
+	$(PY) -m memkit.paper.bench --out build/bench --scale-samples 0  # the paper's table; `make bench` adds scale-out
 
 corpus-deps: ## install the organisms' background corpus (Debian bible-kjv: the KJV text) when missing
 	@command -v bible >/dev/null || { \
