@@ -201,7 +201,9 @@ def _run_pipeline(ray, run: RunParts, todo: list[int], spec: str, stream, device
 
     if device == "auto":
         device = "cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
-    resources = {"num_gpus": 1} if device.startswith("cuda") else {"num_cpus": threads}
+    if device.startswith("cuda"):
+        device = "cuda"  # Ray shows each actor only its own GPU, as cuda:0
+    resources = {"num_gpus": 1} if device == "cuda" else {"num_cpus": threads}
     items = ray.data.from_items([{"chunk": c} for c in todo], override_num_blocks=len(todo))
     worker_stream = stream.with_tokenizer(None)
     with warnings.catch_warnings():  # Ray 2.60 deprecates actor options as keywords: still the way to set them

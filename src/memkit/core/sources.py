@@ -411,15 +411,15 @@ class HFSource(Source):
                 rows = ds.with_format("arrow")[first:min(stop, first + 1024)].to_pylist()
                 yield from _table_records(self.path, rows, first)
             return
-        position, rows = self._cache_iter if self._cache_iter and self._cache_iter[0] == start else (start, None)
-        rows = rows if rows is not None else iter(ds.skip(start) if start else ds)
+        # sequential chunks continue the same iterator; any other start skips from the beginning
+        resume = self._cache_iter is not None and self._cache_iter[0] == start
+        rows = self._cache_iter[1] if resume else iter(ds.skip(start) if start else ds)
         for i in range(start, stop if stop is not None else 1 << 62):
             row = next(rows, None)
+            self._cache_iter = None if row is None else (i + 1, rows)
             if row is None:
-                self._cache_iter = None
                 return
             yield from _table_records(self.path, [row], i)
-            self._cache_iter = (i + 1, rows)
 
 
 # -- token memmaps (Pythia's Pile) -------------------------------------------------------------------
