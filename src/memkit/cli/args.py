@@ -84,10 +84,13 @@ def head_list(text: str) -> list[tuple[int, int]]:
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True,
                         help="embedded name (gemma-3-270m, smollm2-135m-instruct), a model folder, a .gguf file, "
-                             "zoo:<size>@<step>, or a hub id together with --online")
+                             "zoo:<size>@<step>, or a hub id [hub:]owner/name[@revision] together with --online")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps (default: cuda if available)")
     parser.add_argument("--dtype", default="float32", help="float32 (default; CPU always), bfloat16 or float16 on CUDA")
     parser.add_argument("--online", action="store_true", help="allow downloading a hub model (offline by default)")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="also load checkpoints that ship only pickle weights (pytorch_model.bin), e.g. Pythia's "
+                             "step revisions; default: safetensors only")
 
 
 def add_io_args(parser: argparse.ArgumentParser, m_default: int = 64) -> None:
@@ -112,7 +115,7 @@ def load(args: argparse.Namespace):
     from ..core.models import load_model
 
     return load_model(args.model, device=args.device, dtype=args.dtype, online=args.online,
-                      progress=not getattr(args, "no_progress", False))
+                      progress=not getattr(args, "no_progress", False), allow_pickle=args.allow_pickle)
 
 
 # -- files ----------------------------------------------------------------------------------------

@@ -3,10 +3,23 @@
     lm = load_model("gemma-3-270m")          # embedded, base model
     lm = load_model("path/to/model.gguf")    # converted once to a cached safetensors folder
     lm = load_model("EleutherAI/pythia-70m", online=True)   # hub only when asked
+    lm = load_model("EleutherAI/pythia-70m-deduped@step23000", online=True, allow_pickle=True)
+
+Model specs: an embedded name, `zoo:...` (and other `SPEC_RESOLVERS` prefixes), a `.gguf`
+file, a local folder, or a hub id `[hub:]owner/name[@revision]` -- the revision is a branch,
+tag or commit of the hub repository (Pythia's checkpoints are the branches `step0` ...
+`step143000`); `hub:` forces the hub reading when a local folder has the same name.
+`parse_hub_spec` parses that syntax without touching the network or the file system.
 
 GGUF files are dequantised to fp32 and converted once into `<cache>/converted/<sha256>/`
-so later loads take about a second. Weights are only read from safetensors or GGUF (never
-pickle) and `trust_remote_code` is always off.
+so later loads take about a second. Weights are read from safetensors or GGUF; pickle
+(`pytorch_model.bin`) only with `allow_pickle=True` (`--allow-pickle`), and then through
+transformers' restricted `torch.load(weights_only=True)`. `trust_remote_code` is always off.
+
+Defaults from the environment, read only when the caller passes nothing (None): MEMKIT_ONLINE
+(1/0), MEMKIT_DEVICE (auto, cpu, cuda, cuda:N, mps), MEMKIT_DTYPE (used only when the model
+lands on CUDA; the CPU always runs fp32), MEMKIT_ALLOW_PICKLE (1/0). They let the paper
+notebooks, which call `load_model(spec)`, run a GPU profile without new parameters.
 """
 
 from __future__ import annotations
@@ -28,6 +41,44 @@ from ..paths import atomic_path, cache_dir
 
 GGUF_MAGIC = b"GGUF"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_PREFIX = "hub:"
+_HUB_SPEC = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<revision>[\w.-]+(?:/[\w.-]+)*))?$")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class HubSpec:
+    """A hub model: repository id and optional revision (branch, tag or commit)."""
+
+    repo: str
+    revision: str | None = None
+
+    def __str__(self) -> str:
+        return self.repo if self.revision is None else f"{self.repo}@{self.revision}"
+
+
+def parse_hub_spec(spec: str) -> HubSpec | None:
+    """`[hub:]owner/name[@revision]` -> HubSpec; None when `spec` is not hub syntax (pure: no I/O).
+
+    A spec starting with `hub:` must be valid hub syntax (MemkitError otherwise).
+    """
+    forced = spec.startswith(HUB_PREFIX)
+    match = _HUB_SPEC.match(spec[len(HUB_PREFIX):] if forced else spec)
+    if match is None:
+        if forced:
+            raise MemkitError(f"bad hub model spec {spec!r}: expected hub:owner/name or hub:owner/name@revision")
+        return None
+    return HubSpec(match["repo"], match["revision"])
+
+
+def env_flag(name: str) -> bool:
+    """A 1/0 environment switch (unset = 0); anything else is a one-line MemkitError."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise MemkitError(f"environment variable {name}={os.environ[name]!r}: expected 1 or 0")
 
 
 def _gemma_gguf() -> Path:
@@ -270,8 +321,14 @@ def known_models() -> list[str]:
     return sorted(EMBEDDED)
 
 
-def resolve_spec(spec: str, online: bool = False, progress: bool = True) -> tuple[str, Path | str, str | None]:
-    """Turn a model spec into (display name, local folder or hub id, sha256 or None)."""
+def resolve_spec(spec: str, online: bool | None = None, progress: bool = True) -> tuple[str, Path | str, str | None]:
+    """Turn a model spec into (display name, local folder or hub repository id, sha256 or None).
+
+    Hub specs give their repository id as location and `owner/name@revision` as the name (so
+    results of different revisions never share a cache key); `load_model` passes the revision
+    on. `online=None` reads MEMKIT_ONLINE.
+    """
+    online = env_flag("MEMKIT_ONLINE") if online is None else online
     if spec in EMBEDDED:
         folder = convert_gguf(EMBEDDED[spec](), name=spec, progress=progress)
         return spec, folder, folder.name
@@ -279,56 +336,120 @@ def resolve_spec(spec: str, online: bool = False, progress: bool = True) -> tupl
         if spec.startswith(prefix):
             module, function = target.split(":")
             return spec, getattr(importlib.import_module(module), function)(spec), None
+    hub = parse_hub_spec(spec)
     path = Path(spec).expanduser()
-    if path.is_file():
-        if path.suffix != ".gguf":
-            raise MemkitError(f"{path}: model files must be .gguf (or pass a safetensors folder)")
-        folder = convert_gguf(path, progress=progress)
-        return path.stem, folder, folder.name
-    if path.is_dir():
-        check_local_folder(path)
-        return path.name, path, None
-    if path.suffix == ".gguf" or os.sep in spec and not HUB_ID.match(spec):
-        raise MemkitError(f"model file not found: {spec}")
-    if HUB_ID.match(spec):
+    if not spec.startswith(HUB_PREFIX):
+        if path.is_file():
+            if path.suffix != ".gguf":
+                raise MemkitError(f"{path}: model files must be .gguf (or pass a safetensors folder)")
+            folder = convert_gguf(path, progress=progress)
+            return path.stem, folder, folder.name
+        if path.is_dir():
+            check_local_folder(path)
+            return path.name, path, None
+        if path.suffix == ".gguf" or os.sep in spec and hub is None:
+            raise MemkitError(f"model file not found: {spec}")
+    if hub is not None:
         if not online:
             raise MemkitError(f"{spec!r} looks like a hub id; memkit is offline by default, pass --online (online=True) to download it")
-        return spec, spec, None
-    raise MemkitError(f"unknown model {spec!r}; known models: {', '.join(known_models())} (or a folder, a .gguf file, a zoo:<size>@<step> or a hub id with --online)")
+        return str(hub), hub.repo, None
+    raise MemkitError(f"unknown model {spec!r}; known models: {', '.join(known_models())} (or a folder, a .gguf file, a zoo:<size>@<step> or a hub id [hub:]owner/name[@revision] with --online)")
 
 
-def load_model(spec: str, device: str = "auto", dtype: str = "float32", online: bool = False,
-               progress: bool = True) -> LoadedModel:
+def _pickle_only(folder: Path) -> bool:
+    """A local model folder whose weights exist only as pickle files (`*.bin`), no safetensors."""
+    return not any(folder.glob("*.safetensors")) and not any(folder.glob("*.safetensors.index.json")) \
+        and (any(folder.glob("*.bin")) or any(folder.glob("pytorch_model.bin.index.json")))
+
+
+def _pickle_refused(spec: str) -> MemkitError:
+    return MemkitError(f"{spec} ships only pickle weights (.bin); pass --allow-pickle to load them")
+
+
+@contextmanager
+def _no_conversion_bot() -> Iterator[None]:
+    """Keep transformers from asking the hub's safetensors bot to convert a pickle-only repository
+    (and from loading the bot's pull-request branch instead of the revision asked for)."""
+    saved = os.environ.get("DISABLE_SAFETENSORS_CONVERSION")
+    os.environ["DISABLE_SAFETENSORS_CONVERSION"] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("DISABLE_SAFETENSORS_CONVERSION", None)
+        else:
+            os.environ["DISABLE_SAFETENSORS_CONVERSION"] = saved
+
+
+def _defaults(device: str | None, dtype: str | None, online: bool | None, allow_pickle: bool | None
+              ) -> tuple[str, str, bool, bool]:
+    """Fill the arguments the caller left at None from MEMKIT_* (see the module docstring)."""
+    device = device if device is not None else (os.environ.get("MEMKIT_DEVICE") or "auto")
+    device = _resolve_device(device)
+    if dtype is None:
+        env_dtype = os.environ.get("MEMKIT_DTYPE") or "float32"
+        dtype = env_dtype if device.startswith("cuda") else "float32"  # the CPU stays exact
+    online = env_flag("MEMKIT_ONLINE") if online is None else online
+    allow_pickle = env_flag("MEMKIT_ALLOW_PICKLE") if allow_pickle is None else allow_pickle
+    return device, dtype, online, allow_pickle
+
+
+def load_model(spec: str, device: str | None = None, dtype: str | None = None, online: bool | None = None,
+               progress: bool = True, *, revision: str | None = None, allow_pickle: bool | None = None
+               ) -> LoadedModel:
     """Load a causal LM and its tokenizer for extraction (eval mode, no gradients needed).
 
-    Failures the user can fix (missing or damaged files, unknown device, no network) raise
-    MemkitError with one line; nothing from the checkpoint is executed or unpickled.
+    `device` (default auto), `dtype` (default float32; bfloat16/float16 only on CUDA), `online`
+    and `allow_pickle` (default False) fall back to MEMKIT_DEVICE, MEMKIT_DTYPE, MEMKIT_ONLINE,
+    MEMKIT_ALLOW_PICKLE when left at None. `revision` (or `owner/name@revision` in the spec)
+    picks a branch, tag or commit of a hub model. Failures the user can fix (missing or damaged
+    files, unknown device, no network, pickle-only weights) raise MemkitError with one line;
+    nothing from the checkpoint is executed, and nothing is unpickled unless `allow_pickle`.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    device = _resolve_device(device)
+    device, dtype, online, allow_pickle = _defaults(device, dtype, online, allow_pickle)
     torch_dtype = _resolve_dtype(dtype, device)
+    if revision is not None:
+        hub = parse_hub_spec(spec)
+        if hub is None:
+            raise MemkitError(f"revision {revision!r} given for {spec!r}, which is not a hub id (owner/name)")
+        if hub.revision not in (None, revision):
+            raise MemkitError(f"{spec!r} names revision {hub.revision!r} but revision={revision!r} was passed")
+        spec = f"{HUB_PREFIX if spec.startswith(HUB_PREFIX) else ''}{hub.repo}@{revision}"
     name, location, sha = resolve_spec(spec, online=online, progress=progress)
+    local = Path(str(location)).is_dir()
+    hub = None if local else parse_hub_spec(name)
+    if local and _pickle_only(Path(str(location))) and not allow_pickle:
+        raise _pickle_refused(spec)
     kwargs = dict(trust_remote_code=False, local_files_only=not online)
+    if hub is not None and hub.revision is not None:
+        kwargs["revision"] = hub.revision
     try:
-        with _quiet_hub():
-            model = AutoModelForCausalLM.from_pretrained(str(location), dtype=torch_dtype, use_safetensors=True,
-                                                         **kwargs)
+        with _quiet_hub(), _no_conversion_bot():
+            model = AutoModelForCausalLM.from_pretrained(str(location), dtype=torch_dtype,
+                                                         use_safetensors=None if allow_pickle else True, **kwargs)
             tokenizer = AutoTokenizer.from_pretrained(str(location), **kwargs)
     except MemkitError:
         raise
     except Exception as exc:  # damaged weights, missing files, no network: all one line for the user
         reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        if not allow_pickle and "cannot be loaded with `safetensors`" in str(exc):
+            raise _pickle_refused(spec) from exc
         raise MemkitError(f"cannot load model {spec!r} from {location}: {reason}") from exc
     model.to(device).eval()
-    if sha is None and Path(str(location)).is_dir():  # fingerprint local weights for cache keys
-        weights = sorted(Path(str(location)).glob("*.safetensors"))
+    if sha is None and local:  # fingerprint local weights for cache keys
+        folder = Path(str(location))
+        weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
         sha = hashlib.sha256("".join(file_sha256(w) for w in weights).encode()).hexdigest() if weights else None
     meta_file = Path(str(location)) / "memkit.json"
     meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+    if hub is not None:  # what was asked for, and the commit the hub resolved it to
+        meta = {**meta, "repo": hub.repo, "revision": hub.revision or "main",
+                "commit": getattr(model.config, "_commit_hash", None)}
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
@@ -336,7 +457,7 @@ def load_model(spec: str, device: str = "auto", dtype: str = "float32", online: 
         n_params=int(sum(p.numel() for p in model.parameters())),
         arch=model.config.model_type,
         is_instruct=getattr(tokenizer, "chat_template", None) is not None,
-        source=meta.get("source", str(location)),
+        source=meta.get("source", name if hub is not None else str(location)),
         sha256=sha,
         meta=meta,
     )
