@@ -45,8 +45,9 @@ from ..errors import MemkitError
 
 def lens_logits(model, hidden: torch.Tensor) -> torch.Tensor:
     """Logits the model would output if `hidden` (a residual stream, (..., d_model)) were its last layer."""
-    with torch.inference_mode():
-        logits = model.get_output_embeddings()(final_norm(model)(hidden))
+    unembed = model.get_output_embeddings()
+    with torch.inference_mode():  # recorded residuals are fp32: back to the model's dtype (bf16 on a GPU)
+        logits = unembed(final_norm(model)(hidden.to(unembed.weight.dtype)))
         cap = logit_softcap(model)
         if cap is not None:
             logits = torch.tanh(logits / cap) * cap
