@@ -178,3 +178,15 @@ def format_ci(low: float, high: float, alpha_max: float, digits: int = 2, alpha_
         return beyond
     hi = beyond if math.isinf(high) else format_alpha(high, digits, alpha_min)
     return f"[{format_alpha(low, digits, alpha_min)}, {hi}]"
+
+
+def format_number(value: float, digits: int = 2) -> str:
+    """A fixed-point number for the paper, '--' for NaN or infinite values: `format_number(0.5)` -> '0.50'."""
+    return "--" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def format_small(value: float) -> str:
+    """Two significant digits below 0.1, two decimals above, '--' for NaN: '0.0031', '0.25', '3.10'."""
+    if value is None or not math.isfinite(value):
+        return "--"
+    return f"{value:.2g}" if value < 0.1 else f"{value:.2f}"
