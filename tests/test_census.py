@@ -421,9 +421,11 @@ def test_cli_census_end_to_end(tmp_path, tiny_model_dir, capsys):
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert any(line.startswith("attractors (natural): ") and "exact 0 (0.0% [" in line for line in lines)
-    assert any(line.startswith("screen recall (near_verbatim): ") for line in lines)
+    assert "screen recall (near_verbatim): 0 memorized among 2 sampled non-candidates (of 6) -> recall undefined " \
+           "(nothing memorized found)" in lines
     assert lines[-1].startswith("written: ")
     assert len(pd.read_parquet(out / "screen.parquet")) == 6
     again = tmp_path / "again"
     assert main([*argv[:-1], "--windows-from", str(out), "--out", str(again), "--no-progress"]) == 0
+    assert capsys.readouterr().out.startswith(f"reusing 6 of the 6 windows of {out} ")
     assert list(pd.read_parquet(again / "screen.parquet")["id"]) == list(pd.read_parquet(out / "screen.parquet")["id"])

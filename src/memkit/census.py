@@ -698,9 +698,10 @@ def summary_lines(census: Census) -> list[str]:
                      f"exact {_fmt(row.exact, row.exact_rate, row.exact_lo, row.exact_hi)}, near-verbatim "
                      f"{_fmt(row.near_verbatim, row.near_verbatim_rate, row.near_verbatim_lo, row.near_verbatim_hi)}")
     for row in census.recall.itertuples():
+        recall = ("undefined (nothing memorized found)" if row.recall != row.recall
+                  else f"{row.recall:.3f} [{row.recall_lo:.3f}, {row.recall_hi:.3f}]")
         lines.append(f"screen recall ({row.rule}): {row.missed_in_sample} memorized among {row.sampled} sampled "
-                     f"non-candidates (of {row.non_candidates}) -> recall {row.recall:.3f} "
-                     f"[{row.recall_lo:.3f}, {row.recall_hi:.3f}]")
+                     f"non-candidates (of {row.non_candidates}) -> recall {recall}")
     return lines
 
 

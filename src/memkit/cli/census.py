@@ -85,6 +85,9 @@ def run(args: argparse.Namespace) -> None:
     k, m = args.prefix_tokens, args.suffix_tokens
     if args.windows_from is not None:
         windows = census.windows_from_census(lm, args.windows_from, k=k, m=m, mode=args.mode)
+        known = len(census.read_census(args.windows_from, "screen.parquet"))
+        emit(f"reusing {len(windows)} of the {known} windows of {args.windows_from} "
+             f"(the others give fewer than k+m = {k + m} tokens with this tokenizer)")
     else:
         windows = census.census_windows(lm, args.sources, k=k, m=m, max_windows_per_source=args.max_windows_per_source,
                                         seed=args.seed, mode=args.mode)
