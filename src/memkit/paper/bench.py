@@ -9,10 +9,17 @@ Two workloads per model, same samples and batch size for every method:
 - non-memorized: the same kind of prefixes over shuffled words, where the model diverges
   from the reference at once.
 Methods: `generate` (batched, greedy, KV cache), `generate_nocache` (use_cache=False, as the
-Pythia and latent-memorization evaluations ran; timed on a few samples and scaled to the
-workload size), memkit `plain` and `drafted`, and the floor: one teacher-forced pass over
-prefix+suffix computing logits only at the suffix positions. Times are medians over
-repeats; compare ratios, not seconds. Results go to `<out>/bench.csv`, `.md` and `.tex`.
+Pythia and latent-memorization evaluations ran), memkit `plain` and `drafted`, and the floor: one
+teacher-forced pass over prefix+suffix computing logits only at the suffix positions. Times are
+medians over repeats; compare ratios, not seconds. Results go to `<out>/bench.csv`, `.md` and `.tex`.
+
+`generate_nocache` recomputes the whole sequence at every step (m full forward passes per
+batch): it is timed once on the first `--nocache-samples` samples of each workload (default 2,
+one batch) and its `seconds` is that time scaled to the workload size. Every row says how it
+was measured: `timed_samples` (samples actually run), `seconds_per_sample` (measured time /
+timed_samples) and `scaled` (True when `seconds` = seconds_per_sample x samples, not a
+measurement); the note repeats it in words. Per-sample cost is assumed linear in the number of
+samples (the scaled row is a lower bound for larger batches, where padding grows).
 
 A third workload, `census`, times the memorization census (`memkit.census`) on windows of
 data/attractors.jsonl and the standard library (available everywhere): its screen (one
@@ -137,7 +144,7 @@ def bench_model(name: str, n: int, k: int, m: int, batch_size: int, repeats: int
     hf_generate(model, warm, 2, pad, 2, use_cache=False)
     for workload, (prompts, suffixes) in workloads.items():
         t_gen, reference = _timed(lambda: hf_generate(model, prompts, m, pad, batch_size), repeats)
-        few = min(nocache_samples, n)
+        few = max(1, min(nocache_samples, n))
         t_nc, nocache = _timed(lambda: hf_generate(model, prompts[:few], m, pad, few, use_cache=False), 1)
         t_plain, plain = _timed(lambda: memkit_engine(model, prompts, suffixes, pad, batch_size, False), repeats)
         t_draft, drafted = _timed(lambda: memkit_engine(model, prompts, suffixes, pad, batch_size, True, **draft_options), repeats)
@@ -150,16 +157,25 @@ def bench_model(name: str, n: int, k: int, m: int, batch_size: int, repeats: int
             "floor": (t_floor, floor == reference),
         }
         for method, (seconds, identical) in timings.items():
-            rows.append(_row(name, workload, method, n, k, m, batch_size, seconds, t_floor, t_gen, identical,
-                             f"timed on {few} samples, scaled" if method == "generate_nocache" else ""))
+            if method == "generate_nocache" and few < n:
+                rows.append(_row(name, workload, method, n, k, m, batch_size, seconds, t_floor, t_gen, identical,
+                                 f"timed on {few} of {n} samples ({t_nc / few:.2f} s each, batch {few}); "
+                                 f"seconds = {n} x that", timed=few, measured=t_nc))
+            else:
+                rows.append(_row(name, workload, method, n, k, m, batch_size, seconds, t_floor, t_gen, identical))
     return rows + (census_rows(lm, n, k, m, batch_size, repeats) if with_census else [])
 
 
-def _row(model, workload, method, n, k, m, batch_size, seconds, t_floor, t_gen, identical, note="") -> dict:
+def _row(model, workload, method, n, k, m, batch_size, seconds, t_floor, t_gen, identical, note="", *,
+         timed: int | None = None, measured: float | None = None) -> dict:
+    """One table row; `timed`/`measured`: samples actually run and their time when `seconds` is scaled."""
+    timed = n if timed is None else timed
+    measured = seconds if measured is None else measured
     return {"model": model, "workload": workload, "method": method, "samples": n, "k": k, "m": m,
             "batch_size": batch_size, "seconds": round(seconds, 2), "windows_per_s": round(n / seconds, 2),
             "x_floor": round(seconds / t_floor, 2), "x_generate": round(seconds / t_gen, 2),
-            "tokens_identical_to_generate": identical, "note": note}
+            "tokens_identical_to_generate": identical, "timed_samples": timed,
+            "seconds_per_sample": round(measured / timed, 3), "scaled": timed != n, "note": note}
 
 
 def census_rows(lm, n: int, k: int, m: int, batch_size: int, repeats: int) -> list[dict]:
@@ -256,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suffix-tokens", "-m", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=1, help="median over this many runs per method")
-    parser.add_argument("--nocache-samples", type=int, default=4)
+    parser.add_argument("--nocache-samples", type=int, default=2,
+                        help="generate_nocache: samples timed per workload (one batch); scaled to --samples")
     parser.add_argument("--first-draft", type=int, default=None, help="override the engine's first probe length")
     parser.add_argument("--draft-growth", type=int, default=None, help="override the engine's chunk growth factor")
     parser.add_argument("--out", type=Path, default=Path("build/bench"))
@@ -276,12 +293,15 @@ def main(argv: list[str] | None = None) -> int:
         table.to_csv(tmp, index=False)
     with atomic_path(args.out / "bench.md") as tmp:
         tmp.write_text(table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False))
-    shown = table[["model", "workload", "method", "seconds", "x_floor", "x_generate", "tokens_identical_to_generate"]]
+    shown = table[["model", "workload", "method", "seconds", "x_floor", "x_generate", "tokens_identical_to_generate",
+                   "timed_samples", "scaled"]]
     with atomic_path(args.out / "bench.tex") as tmp:
         tmp.write_text(shown.to_latex(index=False, float_format="%.2f"))
     print(f"fp32, {torch.get_num_threads()} threads, {args.samples} samples, k={args.prefix_tokens}, "
           f"m={args.suffix_tokens}, batch {args.batch_size}")
     print(shown.to_string(index=False))
+    for row in table[table["scaled"]].itertuples():
+        print(f"scaled, not measured: {row.model} {row.workload} {row.method}: {row.note}")
     print(f"written: {args.out}/bench.csv, bench.md, bench.tex")
     if args.scale_samples:
         scale = pd.DataFrame(bench_scaleout(args.scale_model, args.scale_samples, work=args.out / "scale"))
