@@ -454,3 +454,19 @@ def test_cli_ray_missing_is_one_line(capsys, tmp_path, tiny_model_dir, monkeypat
     assert err.strip().splitlines() == [
         "memkit: error: --ray needs Ray: pip install 'ray[data]==2.60.0' (or `make setup`)"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.jsonl"]
+
+
+def test_cli_ray_address_nobody_listens_on_is_one_line(capsys, tmp_path, tiny_model_dir):
+    """Ray itself would retry for minutes; memkit says so at once and writes nothing."""
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = write_jsonl(tmp_path / "data.jsonl", text_records(2))
+    rc, stdout, err = run_cli(capsys, ["extract", "--model", tiny_model_dir, "--input", data, "--out",
+                                       tmp_path / "r.parquet", "-k", K, "-m", M, "--no-progress",
+                                       "--ray", f"127.0.0.1:{port}"])
+    assert rc == 2 and stdout == ""
+    assert err.strip().splitlines() == [f"memkit: error: cannot connect to Ray at 127.0.0.1:{port}: Connection refused"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.jsonl"]

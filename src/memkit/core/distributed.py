@@ -25,6 +25,7 @@ import hashlib
 import logging
 import os
 import re
+import socket
 import sys
 import tempfile
 import time
@@ -113,12 +114,26 @@ class ChunkExtractor:
         return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
 
 
+def check_address(address: str | None) -> None:
+    """A Ray address memkit can use: its form, and for HOST:PORT that something listens there.
+
+    Ray itself retries an unreachable address for minutes; a closed port is better said at once.
+    """
+    if address in (None, "local", "auto"):
+        return
+    if not ADDRESS.match(address):
+        raise MemkitError(f"bad Ray address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+    host, port = address.removeprefix("ray://").rsplit(":", 1)
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except (OSError, ValueError) as exc:
+        raise MemkitError(f"cannot connect to Ray at {address}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
 def _connect(ray, address: str | None) -> bool:
     """Attach to Ray (None: a local instance, or RAY_ADDRESS; "auto": the running cluster). True if we did."""
     if ray.is_initialized():
         return False
-    if address is not None and address != "local" and not ADDRESS.match(address):
-        raise MemkitError(f"bad Ray address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
     for name in ("ray", "ray.data", "ray._private", "ray.rllib"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
@@ -158,31 +173,32 @@ def run_extraction_ray(spec: str, source: Source, out: str | Path, config: dict,
     if num_actors <= 0 or threads_per_actor <= 0:
         raise MemkitError(f"actors and threads per actor must be positive (got {num_actors}, {threads_per_actor})")
     ray = import_ray()
+    check_address(address)
     info = model_info(spec, online)
     stream = source.samples(info, k, m, mode)  # everything checked in the driver, before any actor starts
     out = check_output(out)
     run = RunParts(out, config, len(stream), batch_size, chunk_size, stream.ids_digest)
     if run.finished():
         return pd.read_parquet(out) if return_frame else None
-    run.open()
-    todo = [c for c in range(run.n_chunks) if not run.chunk_path(c).exists()]
-    if todo:
-        started = _connect(ray, address)
-        try:
+    started = _connect(ray, address)  # before any file: a cluster that is not there leaves nothing behind
+    try:
+        run.open()
+        todo = [c for c in range(run.n_chunks) if not run.chunk_path(c).exists()]
+        if todo:
             with warnings.catch_warnings():  # Ray Data's deprecation notes and "fewer chunks than actors"
                 warnings.filterwarnings("ignore", module=r"ray\..*")
                 _quiet_data(ray)
                 _run_pipeline(ray, run, todo, spec, stream, device, dtype, threads_per_actor, num_actors, fast,
                               online, max_restarts, progress, stats["chunk_times"])
-        except (MemkitError, OSError, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # a Ray error wraps the worker's: report the innermost cause, in one line
-            cause = _innermost(exc)
-            raise MemkitError(f"the Ray run failed: {type(cause).__name__}: {_first_line(cause)}; finished chunks are "
-                              f"kept in {run.parts}, rerun to resume") from exc
-        finally:
-            if started:
-                ray.shutdown()
+    except (MemkitError, OSError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # a Ray error wraps the worker's: report the innermost cause, in one line
+        cause = _innermost(exc)
+        raise MemkitError(f"the Ray run failed: {type(cause).__name__}: {_first_line(cause)}; finished chunks are "
+                          f"kept in {run.parts}, rerun to resume") from exc
+    finally:
+        if started:
+            ray.shutdown()
     missing = [c for c in range(run.n_chunks) if not run.chunk_path(c).exists()]
     if missing:
         raise MemkitError(f"the Ray run ended without chunks {missing[:5]}; rerun to finish them")
