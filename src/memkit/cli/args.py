@@ -28,14 +28,22 @@ class StdoutClosed(Exception):
 
 
 # -- argument types -------------------------------------------------------------------------------
-def positive_int(text: str) -> int:
+def _integer(text: str, minimum: int, wanted: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be {wanted}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _integer(text, 1, "a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    return _integer(text, 0, "an integer >= 0")
 
 
 def non_negative_float(text: str) -> float:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import MemkitError
-from .args import add_model_args, check_writable_dir, emit, fraction, load, positive_int
+from .args import add_model_args, check_writable_dir, emit, fraction, load, non_negative_int, positive_int
 
 #: Kept here (not imported from memkit.census) so `--help` and usage errors never import torch or pandas.
 SOURCE_NAMES = ("kjv-famous", "kjv", "licenses", "stdlib", "attractors")
@@ -21,16 +21,6 @@ def source_list(text: str) -> list[str]:
     if not names or len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(f"give each source once, comma-separated (got {text!r})")
     return names
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
-    return value
 
 
 def register(sub) -> None:
