@@ -30,7 +30,7 @@ of `generate`'s continuations, and `x_floor` is relative to the screen. `make be
 it (`bench_model(..., with_census=True)`).
 
 Scale-out (`bench_scaleout`, `<out>/scale.csv` and `.md`): one 2,000-sample extraction from a
-token memmap (random ids, k = m = 32, chunks of 125) run as 1 process x 1 thread, 1 process x
+token memmap (random ids, k = m = 32, 16 chunks of 125) run as 1 process x 1 thread, 1 process x
 2 threads and on a local Ray with 2 actors x 1 thread (`memkit.core.distributed`). The model is
 the smoke zoo's 100k organism (hidden 64, 2 layers; built once, about a minute): SmolLM2 decodes
 about 1-2 such samples per second on 2 cores, too slow for 3 x 2,000. `samples_per_s` is the
@@ -201,7 +201,8 @@ def census_rows(lm, n: int, k: int, m: int, batch_size: int, repeats: int) -> li
 
 
 def bench_scaleout(spec: str = "zoo:smoke/100k@final", n: int = 2000, k: int = 32, m: int = 32, *,
-                   batch_size: int = 16, chunk_size: int = 125, actors: int = 2, work: Path = Path("build/bench/scale"),
+                   batch_size: int = 16, chunk_size: int | None = None, actors: int = 2,
+                   work: Path = Path("build/bench/scale"),
                    seed: int = 0) -> list[dict]:
     """The same extraction on 1 process x 1 and x 2 threads and on Ray (`actors` x 1 thread); see the docstring."""
     import shutil
@@ -218,6 +219,7 @@ def bench_scaleout(spec: str = "zoo:smoke/100k@final", n: int = 2000, k: int = 3
 
         build_zoo("smoke", progress=False)
     lm = load_model(spec, device="cpu", progress=False)
+    chunk_size = chunk_size or max(1, n // 16)  # 16 chunks: 8 rounds of 2 actors
     work.mkdir(parents=True, exist_ok=True)
     tokens = work / "tokens.bin"
     np.random.default_rng(seed).integers(0, len(lm.tokenizer), size=(n, k + m)).astype(np.uint16).tofile(tokens)
@@ -249,7 +251,8 @@ def bench_scaleout(spec: str = "zoo:smoke/100k@final", n: int = 2000, k: int = 3
     arrivals = sorted(stats["chunk_times"], key=lambda mark: mark[2])
     first_round = arrivals[min(actors, len(arrivals)) - 1][2]
     later = sum(samples for _, samples, t in arrivals[actors:])
-    steady = later / (arrivals[-1][2] - first_round) if later else float("nan")
+    # the rate after the first round needs a few more rounds to mean anything
+    steady = later / (arrivals[-1][2] - first_round) if len(arrivals) >= 3 * actors else float("nan")
     rows.append({**base, "method": f"ray {actors} actors x 1 thread", "cores": actors,
                  "seconds": stats["end"] - stats["start"], "startup_s": first_round - stats["start"],
                  "samples_per_s": steady})
