@@ -184,3 +184,13 @@ def test_ray_errors_are_memkit_errors(ray_session, tiny_model_dir, tmp_path):
     with pytest.raises(MemkitError, match="unknown model 'no-such-model'"):
         distributed.run_extraction_ray("no-such-model", source, tmp_path / "r.parquet", CONFIG, k=K, m=M)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens.bin"]
+
+
+def test_model_info_agrees_with_load_model(tiny_lm, tiny_model_dir):
+    """The driver's weight-free view gives the run key's model fields exactly as load_model does."""
+    from memkit.core.sources import vocab_limit
+
+    info = distributed.model_info(str(tiny_model_dir))
+    assert (info.name, info.sha256) == (tiny_lm.name, tiny_lm.sha256) and len(info.sha256) == 64
+    assert vocab_limit(info) == vocab_limit(tiny_lm) == 512
+    assert info.tokenizer("The old lighthouse")["input_ids"] == tiny_lm.tokenizer("The old lighthouse")["input_ids"]

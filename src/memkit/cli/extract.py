@@ -52,11 +52,13 @@ def run(args: argparse.Namespace) -> None:
     if args.ray is not None:
         from ..core.distributed import model_info, run_extraction_ray, stderr_to_log
 
-        config = run_config(args, model_info(args.model, online=args.online), "extract", source)
+        pickle = getattr(args, "allow_pickle", None)
+        config = run_config(args, model_info(args.model, args.online, pickle), "extract", source)
         with stderr_to_log(args.out):
             run_extraction_ray(args.model, source, args.out, config, k=k, m=m, mode=args.mode,
                                num_actors=args.num_actors, threads_per_actor=args.threads_per_actor,
-                               device=args.device, dtype=args.dtype, address=args.ray, online=args.online, **options)
+                               device=args.device, dtype=args.dtype, address=args.ray, online=args.online,
+                               allow_pickle=pickle, **options)
     else:
         lm = load(args)
         stream = source.samples(lm, k, m, args.mode)

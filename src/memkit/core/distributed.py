@@ -63,41 +63,57 @@ class ModelInfo:
     sha256: str | None
     tokenizer: Any
     embedding_rows: int | None
+    online: bool = False
+    allow_pickle: bool = False
 
 
-def model_info(spec: str, online: bool = False) -> ModelInfo:
-    """Name, weights fingerprint (as `load_model` computes it), tokenizer and vocabulary size."""
+def model_info(spec: str, online: bool | None = None, allow_pickle: bool | None = None) -> ModelInfo:
+    """Name, weights fingerprint, tokenizer and vocabulary size, as `load_model` sees them, without the weights.
+
+    Mirrors `load_model` (MEMKIT_ONLINE / MEMKIT_ALLOW_PICKLE defaults, hub revisions, the
+    pickle refusal, the fingerprint of local weights), so a Ray run has the run key of the
+    same single-process run; tests/test_distributed.py checks that they agree.
+    """
     from transformers import AutoConfig, AutoTokenizer
 
-    from .models import _quiet_hub, file_sha256, resolve_spec
+    from .models import _defaults, _pickle_only, _pickle_refused, _quiet_hub, file_sha256, parse_hub_spec, resolve_spec
 
+    _, _, online, allow_pickle = _defaults("cpu", "float32", online, allow_pickle)
     name, location, sha = resolve_spec(spec, online=online, progress=False)
+    folder = Path(str(location))
+    local = folder.is_dir()
+    if local and _pickle_only(folder) and not allow_pickle:
+        raise _pickle_refused(spec)
+    hub = None if local else parse_hub_spec(name)
+    kwargs = dict(trust_remote_code=False, local_files_only=not online)
+    if hub is not None and hub.revision is not None:
+        kwargs["revision"] = hub.revision
     try:
         with _quiet_hub():
-            tokenizer = AutoTokenizer.from_pretrained(str(location), trust_remote_code=False,
-                                                      local_files_only=not online)
-            config = AutoConfig.from_pretrained(str(location), trust_remote_code=False, local_files_only=not online)
+            tokenizer = AutoTokenizer.from_pretrained(str(location), **kwargs)
+            config = AutoConfig.from_pretrained(str(location), **kwargs)
     except Exception as exc:  # missing files, no network
         raise MemkitError(f"cannot load model {spec!r} from {location}: "
                           f"{(str(exc).strip() or type(exc).__name__).splitlines()[0]}") from exc
-    if sha is None and Path(str(location)).is_dir():
-        weights = sorted(Path(str(location)).glob("*.safetensors"))
+    if sha is None and local:
+        weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
         sha = hashlib.sha256("".join(file_sha256(w) for w in weights).encode()).hexdigest() if weights else None
     rows = getattr(config.get_text_config(), "vocab_size", None)
-    return ModelInfo(name, sha, tokenizer, rows)
+    return ModelInfo(name, sha, tokenizer, rows, online, allow_pickle)
 
 
 class ChunkExtractor:
     """A Ray Data actor: one model, loaded once; each call extracts whole chunks."""
 
     def __init__(self, spec: str, stream, chunk_size: int, batch_size: int, device: str, dtype: str,
-                 threads: int, fast: bool, online: bool):
+                 threads: int, fast: bool, online: bool, allow_pickle: bool):
         import torch
 
         from .models import load_model
 
         torch.set_num_threads(threads)
-        self.lm = load_model(spec, device=device, dtype=dtype, online=online, progress=False)
+        self.lm = load_model(spec, device=device, dtype=dtype, online=online, progress=False,
+                             allow_pickle=allow_pickle)
         self.stream = stream.with_tokenizer(self.lm.tokenizer)
         self.chunk_size, self.batch_size, self.fast = chunk_size, batch_size, fast
 
@@ -156,7 +172,8 @@ def _quiet_data(ray) -> None:
 def run_extraction_ray(spec: str, source: Source, out: str | Path, config: dict, *, k: int, m: int,
                        mode: str = "raw", num_actors: int = 2, batch_size: int = 16, device: str = "cpu",
                        dtype: str = "float32", threads_per_actor: int = 1, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                       fast: bool = True, address: str | None = None, online: bool = False, progress: bool = True,
+                       fast: bool = True, address: str | None = None, online: bool | None = None,
+                       allow_pickle: bool | None = None, progress: bool = True,
                        max_restarts: int = 4, return_frame: bool = True,
                        stats: dict | None = None) -> pd.DataFrame | None:
     """`run_extraction(load_model(spec), source.samples(...), out, config, ...)` on a Ray actor pool.
@@ -174,7 +191,7 @@ def run_extraction_ray(spec: str, source: Source, out: str | Path, config: dict,
         raise MemkitError(f"actors and threads per actor must be positive (got {num_actors}, {threads_per_actor})")
     ray = import_ray()
     check_address(address)
-    info = model_info(spec, online)
+    info = model_info(spec, online, allow_pickle)  # the actors get the settings resolved here
     stream = source.samples(info, k, m, mode)  # everything checked in the driver, before any actor starts
     out = check_output(out)
     run = RunParts(out, config, len(stream), batch_size, chunk_size, stream.ids_digest)
@@ -189,7 +206,7 @@ def run_extraction_ray(spec: str, source: Source, out: str | Path, config: dict,
                 warnings.filterwarnings("ignore", module=r"ray\..*")
                 _quiet_data(ray)
                 _run_pipeline(ray, run, todo, spec, stream, device, dtype, threads_per_actor, num_actors, fast,
-                              online, max_restarts, progress, stats["chunk_times"])
+                              info, max_restarts, progress, stats["chunk_times"])
     except (MemkitError, OSError, KeyboardInterrupt):
         raise
     except Exception as exc:  # a Ray error wraps the worker's: report the innermost cause, in one line
@@ -210,7 +227,7 @@ def run_extraction_ray(spec: str, source: Source, out: str | Path, config: dict,
 
 
 def _run_pipeline(ray, run: RunParts, todo: list[int], spec: str, stream, device: str, dtype: str, threads: int,
-                  num_actors: int, fast: bool, online: bool, max_restarts: int, progress: bool,
+                  num_actors: int, fast: bool, info: ModelInfo, max_restarts: int, progress: bool,
                   chunk_times: list) -> None:
     import numpy as np
     import pyarrow as pa
@@ -228,7 +245,7 @@ def _run_pipeline(ray, run: RunParts, todo: list[int], spec: str, stream, device
             ChunkExtractor, batch_size=1,
             fn_constructor_kwargs=dict(spec=spec, stream=worker_stream, chunk_size=run.chunk_size,
                                        batch_size=run.batch_size, device=device, dtype=dtype, threads=threads,
-                                       fast=fast, online=online),
+                                       fast=fast, online=info.online, allow_pickle=info.allow_pickle),
             compute=ray.data.ActorPoolStrategy(size=num_actors), max_restarts=max_restarts,
             max_task_retries=max_restarts, **resources)
     pending: dict[int, tuple[list, Any]] = {}  # chunk -> (tables, rows seen)
