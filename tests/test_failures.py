@@ -785,15 +785,15 @@ def _enter(factory):
 
 
 LIBRARY_ERRORS = {
-    "logit_lens-layer-99": lambda lm, samples: importlib.import_module("memkit.lens").logit_lens(
+    "logit_lens-layer-99": lambda lm, samples: importlib.import_module("memkit.mechanisms.lens").logit_lens(
         lm, samples, layers=[99], progress=False),
-    "head_scan-head-99-0": lambda lm, samples: importlib.import_module("memkit.ablation").head_scan(
+    "head_scan-head-99-0": lambda lm, samples: importlib.import_module("memkit.mechanisms.ablation").head_scan(
         lm, samples, heads=[(99, 0)], progress=False),
     "ablate_heads-head-0-99": lambda lm, samples: _enter(
-        lambda: importlib.import_module("memkit.ablation").ablate_heads(lm.model, [(0, 99)])),
-    "collect_kfac-layer-99": lambda lm, samples: importlib.import_module("memkit.curvature").collect_kfac(
+        lambda: importlib.import_module("memkit.mechanisms.ablation").ablate_heads(lm.model, [(0, 99)])),
+    "collect_kfac-layer-99": lambda lm, samples: importlib.import_module("memkit.mechanisms.curvature").collect_kfac(
         lm, [BASE_TEXT], layers=[99], seq_len=16, max_windows=2, progress=False),
-    "mlp_linears-layer-99": lambda lm, samples: importlib.import_module("memkit.curvature").mlp_linears(
+    "mlp_linears-layer-99": lambda lm, samples: importlib.import_module("memkit.mechanisms.curvature").mlp_linears(
         lm.model, [99]),
     "residual_edit-layer-99": lambda lm, samples: _enter(
         lambda: memkit_module("hooks").residual_edit(lm.model, 99, lambda hidden, positions: hidden)),
