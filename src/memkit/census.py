@@ -51,7 +51,6 @@ import hashlib
 import inspect
 import json
 import math
-import os
 import platform
 import re
 import shutil
@@ -68,6 +67,7 @@ from tqdm import tqdm
 
 from .core.extract import (code_version, pad_token_id, plan_batches, read_run_config, run_config_hash,
                            run_extraction, samples_fingerprint, write_table)
+from .core.kjv import BIBLE_COMMAND, bible_dump, chapter_verses
 from .core.models import LoadedModel
 from .core.samples import MODES, Sample, leading_special_ids, make_sample
 from .errors import MemkitError
@@ -98,10 +98,7 @@ class Document:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
 
-BIBLE_COMMAND = ("bible", "-l2000", "Gen1:1-Rev22:21")  # the whole text, no line wrapping
-BIBLE_PACKAGE = "bible-kjv"
 FAMOUS_BOOKS = ("Genesis", "Psalms", "Matthew", "John")
-_VERSE = re.compile(r"^\s+\d+ (.*)$")
 
 
 def _dpkg_version(package: str) -> str:
@@ -114,39 +111,14 @@ def _dpkg_version(package: str) -> str:
     return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else "unknown"
 
 
-def bible_text() -> str:
-    """What Debian's `bible` reader prints for the whole KJV (a heading per chapter, a line per verse)."""
-    if shutil.which(BIBLE_COMMAND[0]) is None:
-        raise MemkitError(f"source kjv needs the Debian package {BIBLE_PACKAGE} (`make setup`, or "
-                          f"`sudo apt-get install {BIBLE_PACKAGE}`): command {BIBLE_COMMAND[0]!r} not found")
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "COLUMNS": "2000"}
-    done = subprocess.run(list(BIBLE_COMMAND), capture_output=True, env=env, check=False)
-    if done.returncode != 0:
-        raise MemkitError(f"`{' '.join(BIBLE_COMMAND)}` failed (exit {done.returncode}): "
-                          f"{done.stderr.decode(errors='replace').strip()[:200]}")
-    return done.stdout.decode("utf-8")
-
-
 def parse_bible(raw: str) -> list[tuple[str, str]]:
     """(chapter title, text) in canonical order: the verses of a chapter joined by single spaces."""
-    chapters: list[tuple[str, list[str]]] = []
-    for lineno, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        verse = _VERSE.match(line)
-        if verse is None:
-            chapters.append((line.strip(), []))
-        elif not chapters:
-            raise MemkitError(f"bible output line {lineno}: verse before any chapter heading")
-        else:
-            chapters[-1][1].append(verse.group(1))
-    return [(title, " ".join(verses)) for title, verses in chapters if verses]
+    return [(title, " ".join(verses)) for title, verses in chapter_verses(raw) if verses]
 
 
-@functools.lru_cache(maxsize=1)
 def kjv_chapters() -> tuple[tuple[str, str], ...]:
     """The 1,189 chapters of the KJV as (title, text), read once per process."""
-    return tuple(parse_bible(bible_text()))
+    return tuple(parse_bible(bible_dump()))
 
 
 def _slug(title: str) -> str:

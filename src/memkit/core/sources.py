@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import os
 from array import array
 from dataclasses import dataclass

@@ -25,26 +25,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
-import subprocess
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ..core.kjv import APT_PACKAGE, BIBLE_COMMAND, bible_dump, chapter_verses  # noqa: F401 (bible_dump re-exported)
 from ..errors import MemkitError
 from ..paths import cache_dir, code_fingerprint
 
-APT_PACKAGE = "bible-kjv"  # provides /usr/bin/bible and pulls in bible-kjv-text (the data)
-BIBLE_COMMAND = ("bible", "-l2000", "Gen1:1-Rev22:21")  # whole text, no line wrapping
 #: SHA-256 of the normalised text (bible-kjv-text 4.38, Debian bookworm); see `normalise`.
 CORPUS_SHA256 = "7b32002157876445b05496509caf76fa9325c89c601d439d04dee90359c76c3f"
 N_CHAPTERS = 1189
 HELDOUT_EVERY = 20
 VOCAB_SIZE = 4096
 BOS, EOS, PAD = "<|bos|>", "<|endoftext|>", "<|pad|>"
-VERSE = re.compile(r"^\s+(\d+) (.*)$")
 
 
 @dataclass
@@ -63,33 +59,9 @@ class Corpus:
         return load_tokenizer(self.folder)
 
 
-def bible_dump(command: tuple[str, ...] = BIBLE_COMMAND) -> str:
-    """The raw text printed by Debian's `bible` reader (one line per verse, chapter headings)."""
-    if shutil.which(command[0]) is None:
-        raise MemkitError(f"the organisms' corpus needs the Debian package {APT_PACKAGE} "
-                          f"(`sudo apt-get install {APT_PACKAGE}`): command {command[0]!r} not found")
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "COLUMNS": "2000"}
-    done = subprocess.run(list(command), capture_output=True, env=env, check=False)
-    if done.returncode != 0:
-        raise MemkitError(f"`{' '.join(command)}` failed (exit {done.returncode}): "
-                          f"{done.stderr.decode(errors='replace').strip()[:200]}")
-    return done.stdout.decode("utf-8")
-
-
 def parse_chapters(raw: str) -> list[tuple[str, str]]:
     """(title, normalised chapter text) for every chapter of the `bible` output, in canonical order."""
-    chapters: list[tuple[str, list[str]]] = []
-    for lineno, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        verse = VERSE.match(line)
-        if verse:
-            if not chapters:
-                raise MemkitError(f"bible output line {lineno}: verse before any chapter heading")
-            chapters[-1][1].append(verse.group(2))
-        else:
-            chapters.append((line.strip(), []))
-    return [(title, normalise(" ".join(verses))) for title, verses in chapters]
+    return [(title, normalise(" ".join(verses))) for title, verses in chapter_verses(raw)]
 
 
 def normalise(text: str) -> str:
