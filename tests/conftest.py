@@ -8,6 +8,7 @@ the embedded SmolLM2-135M-Instruct or Gemma-3-270M (converted once into the real
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 
@@ -75,6 +76,18 @@ def tiny_corpus() -> str:
                    f"{rng.choice(_PLACES)} {rng.choice(_TIMES)}."
         sentences.append(sentence[0].upper() + sentence[1:])
     return BASE_TEXT + "\n" + " ".join(sentences)
+
+
+def records(n=5):
+    """n short records of BASE_TEXT (two lines each): {"id": "s<i>", "text": ...}."""
+    lines = [line for line in BASE_TEXT.splitlines() if line]
+    return [{"id": f"s{i}", "text": lines[2 * i] + " " + lines[2 * i + 1]} for i in range(n)]
+
+
+def write_jsonl(path, rows):
+    """Write rows (dicts, or raw lines as strings) as a JSONL file; returns the path."""
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
 
 
 BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import random
 import shutil
@@ -18,7 +17,7 @@ from transformers import GPTNeoXForCausalLM
 
 from memkit.cli import main
 
-from conftest import BASE_TEXT, _real_cache, smollm2_gguf_path
+from conftest import _real_cache, smollm2_gguf_path, records, write_jsonl
 
 extract_module = importlib.import_module("memkit.core.extract")
 
@@ -30,16 +29,6 @@ def run(capsys, argv):
     rc = main([str(a) for a in argv])
     captured = capsys.readouterr()
     return rc, captured.out, captured.err
-
-
-def records(n=5):
-    lines = [line for line in BASE_TEXT.splitlines() if line]
-    return [{"id": f"s{i}", "text": lines[2 * i] + " " + lines[2 * i + 1]} for i in range(n)]
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 @pytest.fixture

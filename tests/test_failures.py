@@ -56,7 +56,7 @@ import pytest
 
 from memkit.cli import main
 
-from conftest import BASE_TEXT, smollm2_gguf_path
+from conftest import BASE_TEXT, smollm2_gguf_path, records, write_jsonl
 
 K, M = 6, 8
 SUBPROCESS_TIMEOUT = 300
@@ -150,16 +150,6 @@ def assert_same_table(a, b) -> None:
     assert list(a.columns) == list(b.columns)
     assert len(a) == len(b)
     assert a.equals(b), "tables differ"
-
-
-def records(n=5):
-    lines = [line for line in BASE_TEXT.splitlines() if line]
-    return [{"id": f"s{i}", "text": lines[2 * i] + " " + lines[2 * i + 1]} for i in range(n)]
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 LONG = records(2)[1]["text"]  # long enough for k + m tokens

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import importlib
-import json
 
 import numpy as np
 import pandas as pd
@@ -19,7 +18,7 @@ from memkit.core.extract import read_run_config, run_config_hash
 from memkit.core.samples import leading_special_ids, make_samples, read_jsonl
 from memkit.core.sources import KINDS, TOKEN_DTYPES, open_source
 
-from conftest import BASE_TEXT
+from conftest import BASE_TEXT, write_jsonl
 
 extract_module = importlib.import_module("memkit.core.extract")
 
@@ -32,11 +31,6 @@ CONFIG = {"command": "test", "k": K, "m": M}
 def text_records(n=40):
     words = BASE_TEXT.split()
     return [{"id": f"t{i}", "text": " ".join(words[(7 * i) % 200:(7 * i) % 200 + 30]), "n": i} for i in range(n)]
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 def id_records(lm, records, k=K, m=M):
