@@ -78,8 +78,6 @@ def main(argv: list[str] | None = None) -> int:
         return _error(str(exc))
     except MemkitError as exc:
         return _error(str(exc))
-    except RecursionError:
-        return _error("input nested too deeply")
     except OSError as exc:  # disk full, read-only file system, permissions: the environment, not a bug
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         return _error(f"{exc.strerror or exc}{where}")
