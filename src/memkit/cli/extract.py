@@ -39,6 +39,7 @@ def run_config(args: argparse.Namespace, lm, command: str, source=None) -> dict:
 
 
 def run(args: argparse.Namespace) -> None:
+    from ..core.decode import NEAR_TIE
     from ..core.extract import run_extraction, summarize
     from ..core.sources import open_source
 
@@ -66,4 +67,4 @@ def run(args: argparse.Namespace) -> None:
     summary = summarize(args.out)
     emit(f"{args.out}: {summary['samples']} samples, exact_match {summary['exact_match']:.3f}, "
          f"token_match {summary['token_match']:.3f}, near_verbatim {summary['near_verbatim']:.3f}, "
-         f"near-ties {summary['near_ties']} (top-2 logit gap < 1e-4: batch shape could flip those argmaxes)")
+         f"near-ties {summary['near_ties']} (top-2 logit gap < {NEAR_TIE:g}: batch shape could flip those argmaxes)")

@@ -33,7 +33,7 @@ from typing import Callable, Iterator, Sequence
 import pandas as pd
 from tqdm import tqdm
 
-from .decode import LogitsTransform, greedy_decode
+from .decode import NEAR_TIE, LogitsTransform, greedy_decode
 from ..errors import MemkitError
 from .metrics import score_continuation
 from .models import LoadedModel
@@ -126,7 +126,7 @@ def extract_batch(lm: LoadedModel, batch: Sequence[Sample], fast: bool = True,
             "id": sample.id, "model": lm.name, "mode": sample.mode,
             "k": len(sample.prefix_ids), "m": m,
             **score_continuation(generated, sample.suffix_ids, generated_text, suffix_text),
-            "min_top2_gap": gap, "near_tie": gap < 1e-4,
+            "min_top2_gap": gap, "near_tie": gap < NEAR_TIE,
             "prefix_text": decode(list(sample.prefix_ids), skip_special_tokens=True),
             "suffix_text": suffix_text, "generated_text": generated_text,
             "prefix_ids": list(sample.prefix_ids), "suffix_ids": list(sample.suffix_ids),
@@ -437,7 +437,7 @@ def summarize(path: str | Path) -> dict:
 def code_version() -> str:
     """Hash of the modules that determine extraction results (part of every cache key)."""
     return code_fingerprint("core/decode.py", "core/extract.py", "core/metrics.py", "core/samples.py",
-                            "core/sources.py")
+                            "core/sources.py", "core/arch.py", "core/batching.py")
 
 
 def samples_fingerprint(samples: Sequence[Sample]) -> str:
