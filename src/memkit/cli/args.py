@@ -8,7 +8,6 @@ The guards run before any model is loaded, so a bad `--out` costs nothing: it mu
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import os
 import re
@@ -174,14 +173,6 @@ def read_text_file(path: Path) -> str:
     if not text.strip():
         raise MemkitError(f"{path}: empty text file")
     return text
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # -- standard output ------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .args import (add_model_args, add_ray_args, add_sample_args, add_source_args, emit, file_sha256, guard_output,
+from .args import (add_model_args, add_ray_args, add_sample_args, add_source_args, emit, guard_output,
                    load)
 
 
@@ -31,6 +31,7 @@ def run_config(args: argparse.Namespace, lm, command: str, source=None) -> dict:
     file's sha256 (the same value for a JSONL file).
     """
     from ..core import extract as extraction
+    from ..core.models import file_sha256
 
     config = {"command": command, "model": lm.name, "model_sha256": lm.sha256, "dtype": args.dtype,
               "input_sha256": file_sha256(args.input) if source is None else source.sha256(),
