@@ -229,3 +229,19 @@ def hf_greedy(model, prompt, m, pad_id, logits_processor=None, return_gaps=False
         top2 = processed[0].topk(2).values
         gaps.append(float(top2[0] - top2[1]))
     return tokens, min(gaps)
+
+
+@pytest.fixture(scope="session")
+def pickle_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model with its weights as pytorch_model.bin only (transformers 5 always saves safetensors)."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    folder = tmp_path_factory.mktemp("pickle") / "tiny-pickle"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "model.safetensors").unlink()
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    return folder

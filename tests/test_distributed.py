@@ -194,3 +194,20 @@ def test_model_info_agrees_with_load_model(tiny_lm, tiny_model_dir):
     assert (info.name, info.sha256) == (tiny_lm.name, tiny_lm.sha256) and len(info.sha256) == 64
     assert vocab_limit(info) == vocab_limit(tiny_lm) == 512
     assert info.tokenizer("The old lighthouse")["input_ids"] == tiny_lm.tokenizer("The old lighthouse")["input_ids"]
+
+
+def test_allow_pickle_reaches_the_actors(ray_session, tiny_lm, tiny_model_dir, pickle_dir, tmp_path, monkeypatch):
+    """A pickle-only folder is refused before any actor starts unless allow_pickle (argument or
+    MEMKIT_ALLOW_PICKLE); when allowed, the actors load it and give the safetensors model's output."""
+    monkeypatch.delenv("MEMKIT_ALLOW_PICKLE", raising=False)
+    source = token_file(tmp_path, n_seq=12)
+    with pytest.raises(MemkitError, match=r"ships only pickle weights \(\.bin\); pass --allow-pickle"):
+        ray_run(pickle_dir, source, tmp_path / "refused.parquet", batch_size=4, chunk_size=6)
+    assert not (tmp_path / "refused.parquet").exists()
+    plain, allowed, by_env = (tmp_path / f"{name}.parquet" for name in ("plain", "allowed", "env"))
+    ray_run(tiny_model_dir, source, plain, batch_size=4, chunk_size=6)
+    ray_run(pickle_dir, source, allowed, batch_size=4, chunk_size=6, allow_pickle=True)
+    assert_same_output(allowed, plain)
+    monkeypatch.setenv("MEMKIT_ALLOW_PICKLE", "1")  # the driver resolves the default and hands it to the actors
+    ray_run(pickle_dir, source, by_env, batch_size=4, chunk_size=6)
+    assert_same_output(by_env, plain)

@@ -208,21 +208,6 @@ def test_hub_repo_with_only_pickle_weights_is_refused_in_one_line(monkeypatch, t
 
 
 # -- pickle-only local folders ------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def pickle_dir(tiny_model_dir, tmp_path_factory):
-    """The tiny model with its weights as pytorch_model.bin only (transformers 5 always saves safetensors)."""
-    import shutil
-
-    from transformers import AutoModelForCausalLM
-
-    folder = tmp_path_factory.mktemp("pickle") / "tiny-pickle"
-    shutil.copytree(tiny_model_dir, folder)
-    (folder / "model.safetensors").unlink()
-    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
-    torch.save(model.state_dict(), folder / "pytorch_model.bin")
-    return folder
-
-
 def _logits(lm):
     ids = torch.tensor([[1, 5, 9, 12, 40]])
     with torch.inference_mode():

@@ -271,3 +271,32 @@ def test_attack_table_groups_and_is_deterministic():
     assert overall["attack"].tolist() == ["a", "b"] and overall["n_members"].tolist() == [120, 120]
     with pytest.raises(memkit.MemkitError, match="members_by"):
         attack_table(frame, by=("level",))
+
+
+def test_cli_mia_scores_and_attack_table(tiny_model_dir, pickle_dir, tmp_path, capsys, monkeypatch):
+    """`memkit mia` writes one row per record and prints each attack's AUC; a pickle-only reference
+    model is refused in one line unless --allow-pickle, which then reaches the reference too."""
+    import json
+
+    from memkit.cli import main
+
+    monkeypatch.delenv("MEMKIT_ALLOW_PICKLE", raising=False)
+    data = tmp_path / "d.jsonl"
+    words = tiny_corpus().split()
+    texts = [" ".join(words[i:i + 20]) for i in range(0, 20 * 24, 20)]
+    data.write_text("".join(json.dumps({"id": f"r{i}", "text": text, "member": i % 2 == 0}) + "\n"
+                            for i, text in enumerate(texts)))
+    argv = ["mia", "--model", str(tiny_model_dir), "--device", "cpu", "--input", str(data), "-k", "4", "-m", "4",
+            "--label-field", "member", "--reference", str(pickle_dir), "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "a.parquet")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "ships only pickle weights (.bin); pass --allow-pickle" in err
+    assert not (tmp_path / "a.parquet").exists()
+    assert main([*argv, "--out", str(tmp_path / "b.parquet"), "--allow-pickle"]) == 0
+    out = capsys.readouterr().out
+    frame = pd.read_parquet(tmp_path / "b.parquet")
+    assert len(frame) == len(texts) and frame["score_ref"].notna().all()
+    # the reference is the same weights, so the reference attack's score is exactly zero
+    assert np.allclose(frame["score_ref"], 0.0, atol=1e-6)
+    assert out.startswith(f"{tmp_path / 'b.parquet'}: {len(texts)} samples, mean loss ")
+    assert out.count("AUC") == 5 and " ref" in out

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> None:
             raise MemkitError(f"{args.input}: record {missing[0]!r} has no label field {args.label_field!r}")
     lm = load(args)
     reference = (load_model(args.reference, device=args.device, dtype=args.dtype, online=args.online,
-                            progress=not args.no_progress) if args.reference else None)
+                            progress=not args.no_progress, allow_pickle=args.allow_pickle)
+                 if args.reference else None)
     samples = make_samples(lm, records, k=args.prefix_tokens, m=args.suffix_tokens, mode=args.mode)
     frame = mia_scores(lm, samples, reference=reference, k=args.min_k, batch_size=args.batch_size,
                        positions=args.positions, progress=not args.no_progress)
