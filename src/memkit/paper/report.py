@@ -190,3 +190,8 @@ def format_small(value: float) -> str:
     if value is None or not math.isfinite(value):
         return "--"
     return f"{value:.2g}" if value < 0.1 else f"{value:.2f}"
+
+
+def format_params(count: float) -> str:
+    """A parameter count for labels and tables, two significant digits in millions: '850k', '1.2M', '12M'."""
+    return f"{count / 1e6:.2g}M" if count >= 1e6 else f"{count / 1e3:.0f}k"
