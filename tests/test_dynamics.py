@@ -72,12 +72,15 @@ def _noisy_curves(n: int, alpha_star: float, seed: int = 0) -> pd.DataFrame:
 
 def test_bootstrap_ci_covers_the_truth_and_is_deterministic():
     curves = _noisy_curves(12, alpha_star=1.0)
-    first = bootstrap_alpha_star(curves, n_boot=100, seed=3)
-    again = bootstrap_alpha_star(curves, n_boot=100, seed=3)
+    first = bootstrap_alpha_star(curves, n_boot=100, seed=3, min_samples=10)
+    again = bootstrap_alpha_star(curves, n_boot=100, seed=3, min_samples=10)
     assert (first["ci_low"], first["ci_high"]) == (again["ci_low"], again["ci_high"])
     assert first["ci_low"] <= first["fit"].alpha_star <= first["ci_high"]
     assert first["ci_low"] < 1.0 < first["ci_high"] and first["ci_high"] - first["ci_low"] < 0.3
     assert first["n_samples"] == 12
+    default = bootstrap_alpha_star(curves, n_boot=100, seed=3)  # 12 < 20 samples: no interval by default
+    assert default["fit"].alpha_star == first["fit"].alpha_star
+    assert math.isnan(default["ci_low"]) and math.isnan(default["ci_high"])
 
 
 def test_bootstrap_edge_cases():
@@ -86,7 +89,7 @@ def test_bootstrap_edge_cases():
     # half the samples never lose their continuation: replicates without a crossing -> open upper end
     kept = pd.DataFrame([np.ones(FINE.size)] * 3, index=["k0", "k1", "k2"], columns=FINE)
     mixed = pd.concat([_noisy_curves(3, 0.5), kept])
-    boot = bootstrap_alpha_star(mixed, n_boot=200, seed=0)
+    boot = bootstrap_alpha_star(mixed, n_boot=200, seed=0, min_samples=2)
     assert math.isinf(boot["ci_high"])
     assert format_ci(boot["ci_low"], boot["ci_high"], 2.0).endswith("$>$2]")
 

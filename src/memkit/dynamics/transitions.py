@@ -3,6 +3,7 @@
     table = transition_table(runs.assign(group=runs["id"].map(groups)), n_boot=200, seed=0)
     ranking = rank_robustness(table)                            # per model x action family
     wins = more_robust(table)                                   # memorized vs controls, per model x kind
+    tests = group_tests(runs)                                   # the same, as permutation tests (Holm-corrected)
 
 `runs` are rows of `memkit.dynamics.sweeps.alpha_sweep` / `layer_sweep`. Pure numpy / scipy /
 pandas: this module never imports torch, so fits can be redone from stored tables anywhere.
@@ -14,7 +15,8 @@ group of samples. The critical alpha* is where the fitted curve crosses 0.5 (hal
 continuation lost): alpha* = mid + tau * ln(0.5 / (0.5 - floor)); it is NaN when the curve never
 falls to 0.5 (floor >= 0.5) or crosses beyond the largest alpha of the grid. The 95 % confidence
 interval comes from a bootstrap over samples (fixed seed; a replicate without a crossing counts
-as +inf, so an open upper end reads "beyond the grid"). The transition width is the alpha range
+as +inf, so an open upper end reads "beyond the grid"), and only with at least 20 samples.
+Memorized vs control differences are tested by `group_tests` (permutation tests, Holm-corrected). The transition width is the alpha range
 over which the fitted drop goes from 10 % to 90 % of its full size, 2 tau ln 9; the drop is
 called *sharp* when that width is smaller than alpha* itself (`sharp_below` = 1), *gradual*
 otherwise. Numbers for the paper are formatted by `memkit.paper.report.format_alpha` / `format_ci`.
@@ -29,6 +31,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..core.stats import MIN_BOOTSTRAP_N, bootstrap_diff_ci, holm, permutation_test_means, smallest_permutation_p
 from ..errors import MemkitError
 from .action_kinds import FAMILIES
 
@@ -142,21 +145,22 @@ def sample_curves(runs: pd.DataFrame, value: str = "retention") -> pd.DataFrame:
 
 
 def bootstrap_alpha_star(curves: pd.DataFrame, *, n_boot: int = 200, seed: int = 0, level: float = 0.95,
-                         sharp_below: float = 1.0) -> dict:
+                         sharp_below: float = 1.0, min_samples: int = MIN_BOOTSTRAP_N) -> dict:
     """alpha* of the mean curve with a bootstrap confidence interval over samples.
 
     `curves`: one row per sample, one column per alpha (see `sample_curves`). Returns `fit`
-    (the `TransitionFit` of the mean curve), `ci_low`, `ci_high` (NaN with fewer than 2
-    samples; +inf when more than the upper tail of replicates has no crossing in the grid)
-    and `n_samples`. Replicates resample the samples with replacement (numpy generator
-    seeded with `seed`); a replicate without a crossing counts as +inf.
+    (the `TransitionFit` of the mean curve), `ci_low`, `ci_high` (NaN with fewer than
+    `min_samples` samples, default 20: a bootstrap over a handful of items is not an interval;
+    +inf when more than the upper tail of replicates has no crossing in the grid) and
+    `n_samples`. Replicates resample the samples with replacement (numpy generator seeded with
+    `seed`); a replicate without a crossing counts as +inf.
     """
     alphas = np.asarray(curves.columns, dtype=float)
     values = curves.to_numpy(dtype=float)
     fit = fit_sigmoid(alphas, np.nanmean(values, axis=0), sharp_below)
     n = values.shape[0]
     result = {"fit": fit, "ci_low": float("nan"), "ci_high": float("nan"), "n_samples": n}
-    if n < 2 or n_boot <= 0:
+    if n < max(min_samples, 2) or n_boot <= 0:
         return result
     rng = np.random.default_rng(seed)
     stars = np.empty(n_boot)
@@ -173,7 +177,8 @@ def bootstrap_alpha_star(curves: pd.DataFrame, *, n_boot: int = 200, seed: int =
 
 
 def transition_table(runs: pd.DataFrame, *, value: str = "retention", by: Sequence[str] = ("model", "kind", "group"),
-                     n_boot: int = 200, seed: int = 0, level: float = 0.95, sharp_below: float = 1.0) -> pd.DataFrame:
+                     n_boot: int = 200, seed: int = 0, level: float = 0.95, sharp_below: float = 1.0,
+                     min_samples: int = MIN_BOOTSTRAP_N) -> pd.DataFrame:
     """One fitted transition per group of `runs` (rows of `alpha_sweep` with the `by` columns).
 
     Columns: the `by` keys, `family`, `value`, `n_samples`, `alpha_star`, `ci_low`, `ci_high`,
@@ -185,7 +190,8 @@ def transition_table(runs: pd.DataFrame, *, value: str = "retention", by: Sequen
     for keys, part in runs.groupby(list(by), sort=False):
         keys = keys if isinstance(keys, tuple) else (keys,)
         curves = sample_curves(part, value)
-        boot = bootstrap_alpha_star(curves, n_boot=n_boot, seed=seed, level=level, sharp_below=sharp_below)
+        boot = bootstrap_alpha_star(curves, n_boot=n_boot, seed=seed, level=level, sharp_below=sharp_below,
+                                    min_samples=min_samples)
         fit = boot["fit"].as_dict()
         mean_curve = curves.mean(axis=0)
         nonzero = mean_curve[mean_curve.index > 0]
@@ -244,5 +250,44 @@ def more_robust(table: pd.DataFrame, group: str = "memorized", control: str = "c
     return pd.DataFrame(rows, columns=["model", "kind", "family", "group_wins", "by"])
 
 
-__all__ = ["TransitionFit", "bootstrap_alpha_star", "fit_sigmoid", "more_robust", "rank_robustness", "sample_curves",
-           "sigmoid", "transition_table"]
+def sample_scores(runs: pd.DataFrame, value: str = "retention") -> pd.Series:
+    """Per sample: `value` averaged over action seeds, then over the nonzero alphas of the grid (the area
+    under its retention curve, in grid steps) -- one robustness number per sample, no fit needed."""
+    curves = sample_curves(runs, value)
+    return curves.loc[:, curves.columns > 0].mean(axis=1)
+
+
+def group_tests(runs: pd.DataFrame, *, value: str = "retention", by: Sequence[str] = ("spec", "kind"),
+                group: str = "memorized", control: str = "control", n_resamples: int = 9999, seed: int = 0,
+                min_ci_n: int = MIN_BOOTSTRAP_N) -> pd.DataFrame:
+    """Memorized vs control per `by` cell: is the mean retention over the grid different? (one row per cell)
+
+    Each sample contributes its `sample_scores`; the test is a two-sided permutation test of the
+    difference of means (exact for small groups), and `p_holm` corrects over every row of the
+    table (the comparisons the paper makes together). `ci_low`/`ci_high`: bootstrap CI of the
+    difference, only with at least `min_ci_n` samples per group (else NaN). `min_p` is the
+    smallest p-value the cell's group sizes allow: when it exceeds 0.05 the cell cannot show a
+    difference at all, whatever the data. Columns: the `by` keys, n_group, n_control,
+    mean_group, mean_control, diff, ci_low, ci_high, p, min_p, p_holm.
+    """
+    rows = []
+    for keys, part in runs.groupby(list(by), sort=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        a = sample_scores(part[part["group"] == group], value) if (part["group"] == group).any() else pd.Series()
+        b = sample_scores(part[part["group"] == control], value) if (part["group"] == control).any() else pd.Series()
+        if a.empty or b.empty:
+            continue
+        diff, p = permutation_test_means(a, b, n_resamples=n_resamples, seed=seed)
+        lo, hi = bootstrap_diff_ci(a, b, seed=seed, min_n=min_ci_n)
+        rows.append({**dict(zip(by, keys)), "n_group": len(a), "n_control": len(b), "mean_group": float(a.mean()),
+                     "mean_control": float(b.mean()), "diff": diff, "ci_low": lo, "ci_high": hi, "p": p,
+                     "min_p": smallest_permutation_p(len(a), len(b))})
+    columns = list(by) + ["n_group", "n_control", "mean_group", "mean_control", "diff", "ci_low", "ci_high", "p",
+                          "min_p"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["p_holm"] = holm(frame["p"].to_numpy()) if len(frame) else []
+    return frame
+
+
+__all__ = ["TransitionFit", "bootstrap_alpha_star", "fit_sigmoid", "group_tests", "more_robust", "rank_robustness",
+           "sample_curves", "sample_scores", "sigmoid", "transition_table"]

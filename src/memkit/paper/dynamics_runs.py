@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..core.stats import MIN_BOOTSTRAP_N
 from ..dynamics.action_kinds import FAMILIES, KINDS
 from .report import format_alpha, format_ci, format_number, format_small, latex_escape, macro_key
 
@@ -155,7 +156,8 @@ def ranking_table(phase: PhaseRuns, fits: pd.DataFrame, exact_fits: pd.DataFrame
         f"Robustness of recited attractors to each action, per model (rank 1 = most robust within its family: "
         f"largest $\\alpha^*$, none within the grid counting as largest). $\\alpha^*$: magnitude at which the fitted "
         f"retention curve (Biderman score against the clean continuation, $k={k}$, $m={m}$) falls to 0.5, with a "
-        f"95\\% bootstrap CI over samples ({n_boot} replicates; $>$ marks replicates without a crossing); -- when "
+        f"95\\% bootstrap CI over samples ({n_boot} replicates; $>$ marks replicates without a crossing), given only "
+        f"with at least {MIN_BOOTSTRAP_N} samples (-- otherwise); -- when "
         f"retention never falls to 0.5 within the grid, $<$ when it falls before the smallest $\\alpha$ of the grid. "
         f"Drop: sharp when the 10--90\\% width of the fitted drop is "
         f"below $\\alpha^*$. EM: $\\alpha^*$ of the exact-match retention. ctrl: $\\alpha^*$ of the non-memorized "
@@ -177,14 +179,35 @@ def _verdict_counts(frame: pd.DataFrame, prefix: str, suffix: str = "") -> dict[
             for name, verdict in (("Sharp", "sharp"), ("Gradual", "gradual"), ("None", "none"))}
 
 
+def test_numbers(tests: pd.DataFrame, prefix: str, level: float = 0.05) -> dict[str, object]:
+    """Macros summarising `dynamics.transitions.group_tests`: how many comparisons, how many differ at
+    Holm-corrected `level` (and uncorrected), the smallest p reached, the smallest p the group sizes allow."""
+    if tests.empty:
+        return {f"{prefix}NTests": 0, f"{prefix}NSignificant": 0, f"{prefix}NSignificantRaw": 0,
+                f"{prefix}SmallestP": "--", f"{prefix}SmallestPHolm": "--", f"{prefix}AttainableP": "--",
+                f"{prefix}NMemTested": "--", f"{prefix}NCtrlTested": "--",
+                f"{prefix}PowerNote": "so nothing could be tested"}
+    return {f"{prefix}NTests": len(tests), f"{prefix}NSignificant": int((tests["p_holm"] < level).sum()),
+            f"{prefix}NSignificantRaw": int((tests["p"] < level).sum()),
+            f"{prefix}SmallestP": format_small(float(tests["p"].min())),
+            f"{prefix}SmallestPHolm": format_small(float(tests["p_holm"].min())),
+            f"{prefix}AttainableP": format_small(float(tests["min_p"].min())),
+            f"{prefix}NMemTested": "--" if tests["n_group"].nunique() > 1 else int(tests["n_group"].iloc[0]),
+            f"{prefix}NCtrlTested": "--" if tests["n_control"].nunique() > 1 else int(tests["n_control"].iloc[0]),
+            f"{prefix}PowerNote": ("so these sample sizes cannot show a difference after correction, whatever the data"
+                                   if float(tests["min_p"].min()) * len(tests) > level else
+                                   "so a large enough difference could show after correction")}
+
+
 def phase_numbers(phase: PhaseRuns, fits: pd.DataFrame, exact_fits: pd.DataFrame, ranking: pd.DataFrame,
                   wins: pd.DataFrame, *, keys: Mapping[str, str], labels: Mapping[str, str],
-                  settings: Mapping[str, object]) -> dict[str, object]:
+                  settings: Mapping[str, object], tests: pd.DataFrame | None = None) -> dict[str, object]:
     """The `numbers_fig_phase.tex` macros: settings, verdict counts, per-model alpha*, CIs, ranks and lists.
 
     `settings` holds k, m, threshold, n_boot, sharp_below, embed_layer_frac, seeds,
-    max_memorized and max_controls of the run. Every per-model macro is defined (as '--')
-    even where a model has no such samples.
+    max_memorized and max_controls of the run; `tests` the memorized-vs-control permutation tests
+    (`group_tests`, Holm-corrected over all models and kinds). Every per-model macro is defined
+    (as '--') even where a model has no such samples.
     """
     esc = latex_escape
     s = settings
@@ -207,6 +230,10 @@ def phase_numbers(phase: PhaseRuns, fits: pd.DataFrame, exact_fits: pd.DataFrame
         "PhaseMaxMemorized": "all" if s["max_memorized"] is None else s["max_memorized"],
         "PhaseMaxControls": "all" if s["max_controls"] is None else s["max_controls"],
     }
+    if tests is not None:
+        numbers.update(test_numbers(tests, "PhaseTest"))
+        for spec in phase.models:
+            numbers.update(test_numbers(tests[tests["spec"] == spec], f"{keys[spec]}PhaseTest"))
     for family in phase.families:
         fam = mem[mem["family"] == family]
         numbers[f"PhaseNCurves{macro_key(family)}"] = len(fam)
@@ -351,10 +378,38 @@ def profile_summary(runs: LayerRuns) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def profile_tests(runs: LayerRuns, *, seed: int = 0) -> pd.DataFrame:
+    """Memorized vs control per model x profile action x observable (final-layer state distance, mean KL):
+    two-sided exact permutation tests over per-sample values, Holm-corrected over every row."""
+    from ..core.stats import holm, permutation_test_means, smallest_permutation_p
+
+    last = runs.layer_profiles[runs.layer_profiles.groupby("spec")["layer"].transform("max")
+                               == runs.layer_profiles["layer"]]
+    per_sample = {"final_layer_distance": last.groupby(["spec", "action", "group", "id"])["rel_distance"].mean(),
+                  "mean_kl": runs.step_profiles.groupby(["spec", "action", "group", "id"])["kl"].mean()}
+    rows = []
+    for (spec, number) in sorted({key for key in runs.actions}, key=lambda key: (runs.models.index(key[0]), key[1])):
+        for observable, values in per_sample.items():
+            try:
+                mem, ctrl = values.loc[(spec, number, "memorized")], values.loc[(spec, number, "control")]
+            except KeyError:
+                continue
+            diff, p = permutation_test_means(mem, ctrl, seed=seed)
+            rows.append({"spec": spec, "action": action_label(runs.actions[(spec, number)]), "number": number,
+                         "observable": observable, "n_group": len(mem), "n_control": len(ctrl), "diff": diff, "p": p,
+                         "min_p": smallest_permutation_p(len(mem), len(ctrl))})
+    frame = pd.DataFrame(rows, columns=["spec", "action", "number", "observable", "n_group", "n_control", "diff", "p",
+                                        "min_p"])
+    frame["p_holm"] = holm(frame["p"].to_numpy()) if len(frame) else []
+    return frame
+
+
 def layers_numbers(runs: LayerRuns, heat: pd.DataFrame, layer_fits: pd.DataFrame, summary: pd.DataFrame, *,
                    keys: Mapping[str, str], kind: str, k: int, m: int, alphas: Sequence[float],
-                   model_alphas: Mapping[str, Sequence[float]] | None = None) -> dict[str, object]:
-    """The `numbers_fig_layers.tex` macros: most/least sensitive layers, retention, fragility verdicts.
+                   model_alphas: Mapping[str, Sequence[float]] | None = None,
+                   tests: pd.DataFrame | None = None) -> dict[str, object]:
+    """The `numbers_fig_layers.tex` macros: most/least sensitive layers, retention, fragility verdicts
+    (and, given `profile_tests`, how many of those differences survive a Holm-corrected permutation test).
 
     `heat`: mean retention per spec x group x layer x alpha; `layer_fits`: `transition_table`
     by spec x group x layer; `summary`: `profile_summary`. Macros are defined ('--') even when
@@ -423,4 +478,6 @@ def layers_numbers(runs: LayerRuns, heat: pd.DataFrame, layer_fits: pd.DataFrame
     numbers["ProfileNLessFragile"] = sum(v == "less fragile" for v in fragile_votes)
     numbers["ProfileNMoreFragile"] = sum(v == "more fragile" for v in fragile_votes)
     numbers["ProfileNDisagree"] = sum(disagreements)
+    if tests is not None:
+        numbers.update(test_numbers(tests, "ProfileTest"))
     return numbers

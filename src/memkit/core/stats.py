@@ -1,0 +1,91 @@
+"""Statistics every comparison in the paper uses: permutation tests, Holm correction, bootstrap CIs with a floor.
+
+    diff, p = permutation_test_means(memorized_scores, control_scores, seed=0)   # exact when small
+    adjusted = holm([p1, p2, p3])                                                # family-wise error control
+    lo, hi = bootstrap_diff_ci(a, b, seed=0)      # NaN when either group has fewer than MIN_BOOTSTRAP_N items
+
+Conventions: two-sided tests, fixed seeds, and no bootstrap interval over fewer than
+`MIN_BOOTSTRAP_N` (20) items per group -- a percentile bootstrap over 3 or 4 items gives
+intervals narrower than the spread it pretends to measure. Pure numpy / scipy (no torch).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+#: Smallest group size for which a bootstrap CI is reported.
+MIN_BOOTSTRAP_N = 20
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1); NaN inputs stay NaN and
+    do not count towards the number of tests.
+
+    Hand-written (8 lines) rather than adding statsmodels for one function; `tests/test_stats.py`
+    checks it against worked examples.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full_like(p, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    order = valid[np.argsort(p[valid], kind="stable")]
+    m = len(order)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        out[index] = running
+    return out
+
+
+def permutation_test_means(a: Sequence[float], b: Sequence[float], *, n_resamples: int = 9999,
+                           seed: int = 0) -> tuple[float, float]:
+    """Difference of means mean(a) - mean(b) and its two-sided permutation p-value (twice the smaller
+    one-sided p-value, scipy's convention).
+
+    scipy's `permutation_test` (independent samples) enumerates every relabelling when there are
+    at most `n_resamples` of them, so small groups get the exact p-value; otherwise it draws
+    `n_resamples` random relabellings from a generator seeded with `seed`. NaN p with an empty group.
+    """
+    from scipy.stats import permutation_test
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) == 0 or len(b) == 0:
+        return float("nan"), float("nan")
+    diff = float(a.mean() - b.mean())
+    if np.ptp(np.concatenate([a, b])) == 0:
+        return diff, 1.0  # every relabelling gives the same difference
+    result = permutation_test((a, b), _mean_difference, permutation_type="independent", vectorized=True,
+                              n_resamples=n_resamples, alternative="two-sided", rng=np.random.default_rng(seed))
+    return diff, float(result.pvalue)
+
+
+def smallest_permutation_p(n_a: int, n_b: int) -> float:
+    """The smallest two-sided p-value an exact permutation test of two groups this size can reach."""
+    if n_a == 0 or n_b == 0:
+        return float("nan")
+    return min(1.0, 2.0 / math.comb(n_a + n_b, n_a))
+
+
+def bootstrap_diff_ci(a: Sequence[float], b: Sequence[float], *, n_boot: int = 2000, seed: int = 0,
+                      level: float = 0.95, min_n: int = MIN_BOOTSTRAP_N) -> tuple[float, float]:
+    """Percentile bootstrap CI of mean(a) - mean(b), resampling each group on its own (scipy `bootstrap`).
+
+    NaN, NaN when either group has fewer than `min_n` items (see the module docstring).
+    """
+    from scipy.stats import bootstrap
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if min(len(a), len(b)) < max(min_n, 2):
+        return float("nan"), float("nan")
+    result = bootstrap((a, b), _mean_difference, vectorized=True, n_resamples=n_boot, confidence_level=level,
+                       method="percentile", rng=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def _mean_difference(x, y, axis=-1):
+    return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+
+__all__ = ["MIN_BOOTSTRAP_N", "bootstrap_diff_ci", "holm", "permutation_test_means", "smallest_permutation_p"]
