@@ -57,3 +57,29 @@ def test_dup_slopes_table_and_numbers():
     assert numbers["DupBidermanBRsq"] == "--" and numbers["DupBidermanBSlope"] == "0.000"
     assert numbers["DupLargestExactTop"] == "1.00" and numbers["DupLargestControlBiderman"] == "0.125"
     assert numbers["DupAnyControlExact"] == 1  # canary c1 of size a
+
+
+# -- fig_context ---------------------------------------------------------------------------------------------------
+def _context() -> organism_runs.Context:
+    """One size; two 64-copy canaries extractable only with k = 40, a control that never is."""
+    rows = [{"size": "a", "params": 500_000, "level": level, "id": cid, "k": k,
+             "exact_match": int(k == 40 and level > 0), "biderman": 0.5 if k == 4 else 1.0}
+            for k in (4, 40) for cid, level in (("c0", 0), ("c1", 64), ("c2", 64))]
+    runs = pd.DataFrame(rows)
+    slopes = organism_runs.context_slopes(runs, ["a"], min_level=64, n_boot=10)
+    return organism_runs.Context(["a"], runs, organism_runs.level_rates(runs, by=("size", "params", "level", "k")),
+                                 slopes)
+
+
+def test_context_slopes_curve_and_numbers():
+    ctx = _context()
+    assert ctx.slopes[["size", "metric"]].values.tolist() == [["a", "exact_match"], ["a", "biderman"]]
+    assert [round(s, 12) for s in ctx.slopes["slope"]] == [1.0, 0.5]  # per decade of k, controls left out
+    curve = organism_runs.context_curve(ctx.runs, "a", min_level=64)
+    assert curve.index.tolist() == [4, 40] and curve["exact_match"].tolist() == [0.0, 1.0]
+    numbers = organism_runs.context_numbers(ctx, ks=[4, 40], m=32, min_level=64, n_boot=10)
+    assert numbers["CtxKMin"] == 4 and numbers["CtxKMax"] == 40 and numbers["CtxMinLevel"] == 64
+    assert numbers["CtxExactASlope"] == "1.000" and numbers["CtxBidermanASlope"] == "0.500"
+    assert "CtxExactARsq" not in numbers
+    assert numbers["CtxLargestExactKMin"] == "0.00" and numbers["CtxLargestExactKMax"] == "1.00"
+    assert numbers["CtxLargestBidermanKMin"] == "0.50" and numbers["CtxLargestBidermanKMax"] == "1.00"

@@ -3,6 +3,7 @@
 
     dup = duplication_runs("smoke", k=32, m=32, n_boot=200)          # rates and log-linear fits per size
     table, caption = dup_slopes_table(dup, k=32, m=32)
+    ctx = context_runs("smoke", ks=[4, 8, 16, 32], suffix_start=32, m=32, min_level=64)
 
 Every driver builds the zoo profile if it is missing (`memkit.organisms.zoo.build_zoo`) and
 reads extractions through the result cache, so a warm rerun only refits. Analyses come from
@@ -17,7 +18,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..organisms.laws import fit_table
+from ..organisms.laws import fit_table, loglinear_fit
 from .report import format_number, format_params, macro_key
 
 RATE_KEYS = {"exact_match": "Exact", "biderman": "Biderman"}  # metric -> macro fragment
@@ -124,7 +125,8 @@ def dup_numbers(dup: Duplication, *, k: int, m: int, n_boot: int) -> dict[str, o
     seconds = dup.info["wall_seconds"]
     numbers: dict[str, object] = {
         "DupK": k, "DupM": m, "DupNSizes": len(dup.sizes), "DupBoot": n_boot, "DupNCanaries": int(runs["id"].nunique()),
-        "DupSmallestParams": format_params(fits["params"].min()), "DupLargestParams": format_params(fits["params"].max()),
+        "DupSmallestParams": format_params(fits["params"].min()),
+        "DupLargestParams": format_params(fits["params"].max()),
         "DupParamRatio": format_number(fits["params"].max() / fits["params"].min(), 0),
         "DupTrainSeconds": format_number(seconds, 0), "DupTrainMinutes": format_number(seconds / 60, 1),
         "DupSteps": dup.final_step, "DupStreamTokens": f"{data['stream_tokens']:,}",
@@ -134,4 +136,56 @@ def dup_numbers(dup: Duplication, *, k: int, m: int, n_boot: int) -> dict[str, o
     numbers["DupLargestExactTop"] = format_number(top[top["level"] == rates["level"].max()]["exact"].iloc[0])
     numbers["DupLargestControlBiderman"] = format_number(top[top["level"] == 0]["biderman"].iloc[0], 3)
     numbers["DupAnyControlExact"] = int(runs[runs["level"] == 0]["exact_match"].sum())
+    return numbers
+
+
+# -- fig_context: extraction rate vs the prefix length k ----------------------------------------------------------
+@dataclass
+class Context:
+    """What `context_runs` measured: the same suffix after k prefix tokens, for every k and size."""
+
+    sizes: list[str]
+    runs: pd.DataFrame  # one row per size x canary x k (window `all`)
+    rates: pd.DataFrame  # per size x level x k: n, exact, biderman
+    slopes: pd.DataFrame  # per size x metric: `loglinear_fit` with k as the x variable, plus size and params
+
+
+def context_curve(runs: pd.DataFrame, size: str, *, min_level: int) -> pd.DataFrame:
+    """Mean exact match and Biderman score per k of one size, over the canaries with >= `min_level` copies."""
+    sub = runs[(runs["size"] == size) & (runs["level"] >= min_level)]
+    return sub.groupby("k")[["exact_match", "biderman"]].mean()
+
+
+def context_slopes(runs: pd.DataFrame, sizes: Sequence[str], *, min_level: int, n_boot: int,
+                   seed: int = 0) -> pd.DataFrame:
+    """Per size and metric: rate vs log10(k) over the canaries with >= `min_level` copies (bootstrap CI)."""
+    rows = []
+    for size in sizes:
+        sub = runs[(runs["size"] == size) & (runs["level"] >= min_level)]
+        for metric in RATE_KEYS:
+            fit = loglinear_fit(sub, metric, level="k", n_boot=n_boot, seed=seed)
+            rows.append({"size": size, "params": int(sub["params"].iloc[0]), **fit})
+    return pd.DataFrame(rows)
+
+
+def context_runs(profile: str, *, ks: Sequence[int], suffix_start: int, m: int, min_level: int, n_boot: int,
+                 seed: int = 0, batch_size: int = 32, progress: bool = False) -> Context:
+    """Extract the m-token suffix at `suffix_start` after k prefix tokens, for each k; rates and context slopes."""
+    sizes = _built(profile, progress)
+    runs = with_biderman(pd.concat(
+        [final_extraction(profile, k=k, m=m, suffix_start=suffix_start, batch_size=batch_size,
+                          progress=progress).assign(k=k) for k in ks], ignore_index=True))
+    return Context(sizes, runs, level_rates(runs, by=("size", "params", "level", "k")),
+                   context_slopes(runs, sizes, min_level=min_level, n_boot=n_boot, seed=seed))
+
+
+def context_numbers(ctx: Context, *, ks: Sequence[int], m: int, min_level: int, n_boot: int) -> dict[str, object]:
+    """The `numbers_fig_context.tex` macros: settings, context slopes per size, largest size's rates at k min/max."""
+    numbers: dict[str, object] = {"CtxM": m, "CtxMinLevel": min_level, "CtxKMin": min(ks), "CtxKMax": max(ks),
+                                  "CtxBoot": n_boot}
+    numbers.update(slope_numbers(ctx.slopes, "Ctx", rsq=False))
+    top = context_curve(ctx.runs, ctx.sizes[-1], min_level=min_level)
+    for metric, key in RATE_KEYS.items():
+        numbers[f"CtxLargest{key}KMin"] = format_number(top[metric].iloc[0])
+        numbers[f"CtxLargest{key}KMax"] = format_number(top[metric].iloc[-1])
     return numbers

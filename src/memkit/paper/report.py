@@ -195,3 +195,14 @@ def format_small(value: float) -> str:
 def format_params(count: float) -> str:
     """A parameter count for labels and tables, two significant digits in millions: '850k', '1.2M', '12M'."""
     return f"{count / 1e6:.2g}M" if count >= 1e6 else f"{count / 1e3:.0f}k"
+
+
+def format_params_whole(count: float) -> str:
+    """A parameter count rounded to a whole unit, as the paper's text writes it: '850k', '135M', '7B', '175B'."""
+    return f"{count / 1e9:.0f}B" if count >= 1e9 else f"{count / 1e6:.0f}M" if count >= 1e6 else f"{count / 1e3:.0f}k"
+
+
+def format_or_list(values) -> str:
+    """Values joined for a sentence: [1, 2, 4] -> '1, 2 or 4', [1] -> '1'."""
+    words = [str(v) for v in values]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
