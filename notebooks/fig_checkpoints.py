@@ -16,12 +16,14 @@
 # %% [markdown]
 # # Figure — memorization across training checkpoints; are early insertions forgotten?
 #
-# Every size of the zoo is checkpointed during training. At each checkpoint every canary is
-# prompted with its first k tokens (greedy, m tokens). (a) When do canaries become extractable, per
-# duplication level? (b) Canaries whose copies all sit in the first quarter of training (`early`
-# window) or in the last quarter (`late`): the Hubble suite found that text seen only early is
-# largely forgotten by the end, text seen late is remembered. (c) Per size: early canaries right
-# after their window and at the end, late canaries at the end, never-seen controls.
+# Every size of the zoo (`memkit.organisms.zoo`) is checkpointed during training. At each checkpoint
+# every canary is prompted with its first k tokens (greedy, m tokens). (a) When do canaries become
+# extractable, per duplication level? (b) Canaries whose copies all sit in the first quarter of
+# training (`early` window) or in the last quarter (`late`): the Hubble suite found that text seen
+# only early is largely forgotten by the end, text seen late is remembered. (c) Per size: early
+# canaries right after their window and at the end, late canaries at the end, never-seen controls.
+# Onsets come from `memkit.organisms.laws.extraction_onsets`; the runs and numbers from
+# `memkit.paper.organism_runs`.
 #
 # Outputs (into `out_dir`): `fig_checkpoints.pdf/.png`, `numbers_fig_checkpoints.tex`.
 # Defaults are smoke settings; paper settings: `params/fig_checkpoints.yml`.
@@ -36,56 +38,33 @@ progress = False
 out_dir = "build/smoke/fig_checkpoints"
 
 # %%
-import warnings
+from memkit.paper import nb
 
-warnings.filterwarnings("ignore")
+out = nb.setup(out_dir, threads=1)  # quiet, matplotlib Agg, torch threads, output folder
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
-import transformers
 
-from memkit.organisms import zoo
-from memkit.organisms.laws import extraction_onsets
-from memkit.organisms.zoo import zoo_extraction
-from memkit.paper import report
-from memkit.paper.report import macro_key
-from memkit.paths import PROJECT_ROOT
+from memkit.paper import organism_runs, report
+from memkit.paper.report import format_params
 
-torch.set_num_threads(1)
-transformers.logging.set_verbosity_error()
-pd.set_option("display.width", 160)
-out = PROJECT_ROOT / out_dir
-out.mkdir(parents=True, exist_ok=True)
 NAME = "fig_checkpoints"
-zoo.build_zoo(profile, progress=progress)
-sizes = list(zoo.get_profile(profile).sizes)
-steps = zoo.checkpoint_steps(profile)
-spans = zoo.window_steps(profile)
 
 # %% [markdown]
 # ## Extraction at every checkpoint of every size
 
 # %%
-runs = zoo_extraction(profile, steps=steps, k=k, m=m, batch_size=batch_size, progress=progress)
-runs["biderman"] = runs["token_match"]
-curves = (runs.groupby(["size", "params", "window", "level", "step"], sort=False)
-          .agg(n=("id", "size"), exact=("exact_match", "mean"), biderman=("biderman", "mean")).reset_index())
+ckpt = organism_runs.checkpoint_runs(profile, k=k, m=m, window_level=window_level, batch_size=batch_size,
+                                     progress=progress)
+curves, sizes, spans, params = ckpt.curves, ckpt.sizes, ckpt.spans, organism_runs.size_params(ckpt.runs)
 curves[curves["size"] == sizes[-1]].pivot_table(index=["window", "level"], columns="step", values="biderman").round(2)
 
 # %% [markdown]
 # ## Onsets and forgetting (exact match)
 
 # %%
-onsets = extraction_onsets(runs, "exact_match")
-summary = (onsets.groupby(["size", "window", "level"], sort=False)
-           .agg(n=("id", "size"), ever=("ever", "mean"), final=("final", "mean"), forgotten=("forgotten", "mean"),
-                median_onset=("first_step", "median")).reset_index())
-summary[summary["level"] > 0]
+ckpt.summary[ckpt.summary["level"] > 0]
 
 # %% [markdown]
 # Biderman score of the windowed canaries (level `window_level`) at the first checkpoint after
@@ -93,41 +72,23 @@ summary[summary["level"] > 0]
 # forgetting that does not take a maximum over noisy checkpoints).
 
 # %%
-after = {w: min(s for s in steps if s >= spans[w][1]) for w in ("early", "late")}
-rows = []
-for size in sizes:
-    sub = runs[runs["size"] == size]
-    for window in ("early", "late"):
-        group = sub[(sub["window"] == window) & (sub["level"] == window_level)]
-        rows.append({"size": size, "what": f"{window}: after window", "step": after[window],
-                     "biderman": group[group["step"] == after[window]]["biderman"].mean()})
-        if window == "early":
-            rows.append({"size": size, "what": "early: final", "step": steps[-1],
-                         "biderman": group[group["step"] == steps[-1]]["biderman"].mean()})
-    rows.append({"size": size, "what": "controls: final", "step": steps[-1],
-                 "biderman": sub[(sub["level"] == 0) & (sub["step"] == steps[-1])]["biderman"].mean()})
-retention = pd.DataFrame(rows)
+retention = ckpt.retention
 retention.pivot_table(index="size", columns="what", values="biderman", sort=False).round(3)
 
 # %% [markdown]
 # ## Figure
 
 # %%
-def human(n: int) -> str:
-    return f"{n / 1e6:.2g}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
-
-
 plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 6.5})
 fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.5), constrained_layout=True)
-largest = sizes[-1]
-big = curves[curves["size"] == largest]
+big = curves[curves["size"] == sizes[-1]]
 levels = sorted(big[big["window"] == "all"]["level"].unique())
 for i, level in enumerate(levels):
     sub = big[(big["window"] == "all") & (big["level"] == level)]
     axes[0].plot(sub["step"], sub["biderman"], "o-", ms=2.5, lw=0.9, color=plt.cm.magma(0.1 + 0.8 * i / len(levels)),
                  label="control (0)" if level == 0 else f"{level}")
 axes[0].set(xlabel="training step", ylabel="Biderman score", ylim=(-0.02, 1.02),
-            title=f"(a) {human(int(big['params'].iloc[0]))}: copies spread over training")
+            title=f"(a) {format_params(params[sizes[-1]])}: copies spread over training")
 axes[0].legend(frameon=False, title="copies", ncol=2)
 for window, color in (("early", "C0"), ("late", "C3")):
     start, stop = spans[window]
@@ -136,8 +97,7 @@ for window, color in (("early", "C0"), ("late", "C3")):
         sub = curves[(curves["size"] == size) & (curves["window"] == window) & (curves["level"] == window_level)]
         if len(sub):
             axes[1].plot(sub["step"], sub["biderman"], "o-", ms=2.5, lw=0.9, color=color,
-                         alpha=0.35 + 0.65 * (i + 1) / len(sizes),
-                         label=f"{window}, {human(int(sub['params'].iloc[0]))}")
+                         alpha=0.35 + 0.65 * (i + 1) / len(sizes), label=f"{window}, {format_params(params[size])}")
 axes[1].set(xlabel="training step", ylabel="Biderman score", ylim=(-0.02, 1.02),
             title=f"(b) {window_level} copies, all early or all late")
 axes[1].legend(frameon=False, ncol=2, fontsize=5.5)
@@ -148,8 +108,7 @@ for j, (what, color, alpha) in enumerate(bars):
     sub = retention[retention["what"] == what].set_index("size").reindex(sizes)
     axes[2].bar(x + (j - 1.5) * 0.2, sub["biderman"], width=0.19, color=color, alpha=alpha,
                 label=what.replace("late: after window", "late: final"))
-params_of = runs.drop_duplicates("size").set_index("size")["params"]
-axes[2].set_xticks(x, [human(int(params_of[s])) for s in sizes])
+axes[2].set_xticks(x, [format_params(params[s]) for s in sizes])
 axes[2].set(xlabel="non-embedding parameters", ylabel="mean Biderman score",
             title=f"(c) {window_level}-copy canaries: seen early vs late")
 axes[2].legend(frameon=False, fontsize=5.5)
@@ -162,17 +121,6 @@ plt.close(fig)
 # ## Numbers quoted in the paper
 
 # %%
-numbers = {"CkptN": len(steps), "CkptFinalStep": steps[-1], "CkptEarlyEnd": spans["early"][1],
-           "CkptLateStart": spans["late"][0], "CkptWindowLevel": window_level}
-for r in retention.itertuples():
-    what = "".join(part.capitalize() for part in r.what.replace(":", " ").split())
-    numbers["Ckpt" + what + macro_key(r.size)] = f"{r.biderman:.2f}"
-for size in sizes:
-    sub = onsets[(onsets["size"] == size) & (onsets["level"] > 0)]
-    numbers["CkptEver" + macro_key(size)] = int(sub["ever"].sum())
-    numbers["CkptForgotten" + macro_key(size)] = int(sub["forgotten"].sum())
-    early = sub[sub["window"] == "early"]
-    numbers["CkptEarlyForgotten" + macro_key(size)] = f"{int(early['forgotten'].sum())}/{int(early['ever'].sum())}"
-numbers["CkptControlsEverExact"] = int(onsets[onsets["level"] == 0]["ever"].sum())
+numbers = organism_runs.checkpoint_numbers(ckpt, window_level=window_level)
 report.write_macros(out / f"numbers_{NAME}.tex", numbers, source=NAME)
 pd.Series(numbers, dtype=str).sort_index().to_frame("value")

@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from memkit.organisms.laws import extraction_onsets
 from memkit.paper import organism_runs
 from memkit.paper.report import format_params
 
@@ -83,3 +84,35 @@ def test_context_slopes_curve_and_numbers():
     assert "CtxExactARsq" not in numbers
     assert numbers["CtxLargestExactKMin"] == "0.00" and numbers["CtxLargestExactKMax"] == "1.00"
     assert numbers["CtxLargestBidermanKMin"] == "0.50" and numbers["CtxLargestBidermanKMax"] == "1.00"
+
+
+# -- fig_checkpoints -----------------------------------------------------------------------------------------------
+def _checkpoint_runs() -> pd.DataFrame:
+    """Size `a` at steps 10 / 20 / 30: an early 16-copy canary (extractable at 10, forgotten), a late one, a control."""
+    scores = {"early": [1.0, 0.5, 0.25], "late": [0.0, 0.5, 1.0], "all": [0.0, 0.125, 0.125]}
+    return pd.DataFrame([{"size": "a", "params": 500_000, "id": f"c_{window}", "kind": "random", "window": window,
+                          "level": 0 if window == "all" else 16, "step": step, "biderman": scores[window][i],
+                          "exact_match": scores[window][i] == 1.0}
+                         for window in scores for i, step in enumerate((10, 20, 30))])
+
+
+def test_window_retention_and_checkpoint_numbers():
+    runs = _checkpoint_runs()
+    spans = {"early": (0, 15), "late": (20, 30), "all": (0, 30)}
+    retention = organism_runs.window_retention(runs, ["a"], steps=[10, 20, 30], spans=spans, window_level=16)
+    assert retention[["what", "step", "biderman"]].values.tolist() == [
+        ["early: after window", 20, 0.5], ["early: final", 30, 0.25], ["late: after window", 30, 1.0],
+        ["controls: final", 30, 0.125]]
+    onsets = extraction_onsets(runs)
+    summary = organism_runs.onset_summary(onsets)
+    early = summary[summary["window"] == "early"].iloc[0]
+    assert (early["n"], early["ever"], early["final"], early["forgotten"], early["median_onset"]) == (1, 1, 0, 1, 10)
+    ckpt = organism_runs.Checkpoints(["a"], [10, 20, 30], spans, runs, organism_runs.level_rates(runs), onsets,
+                                     summary, retention)
+    numbers = organism_runs.checkpoint_numbers(ckpt, window_level=16)
+    assert numbers["CkptN"] == 3 and numbers["CkptFinalStep"] == 30 and numbers["CkptEarlyEnd"] == 15
+    assert numbers["CkptLateStart"] == 20 and numbers["CkptWindowLevel"] == 16
+    assert numbers["CkptEarlyAfterWindowA"] == "0.50" and numbers["CkptEarlyFinalA"] == "0.25"
+    assert numbers["CkptLateAfterWindowA"] == "1.00" and numbers["CkptControlsFinalA"] == "0.12"
+    assert numbers["CkptEverA"] == 2 and numbers["CkptForgottenA"] == 1 and numbers["CkptEarlyForgottenA"] == "1/1"
+    assert numbers["CkptControlsEverExact"] == 0

@@ -4,6 +4,7 @@
     dup = duplication_runs("smoke", k=32, m=32, n_boot=200)          # rates and log-linear fits per size
     table, caption = dup_slopes_table(dup, k=32, m=32)
     ctx = context_runs("smoke", ks=[4, 8, 16, 32], suffix_start=32, m=32, min_level=64)
+    ckpt = checkpoint_runs("smoke", k=32, m=32, window_level=16)     # every checkpoint: onsets, forgetting
 
 Every driver builds the zoo profile if it is missing (`memkit.organisms.zoo.build_zoo`) and
 reads extractions through the result cache, so a warm rerun only refits. Analyses come from
@@ -14,14 +15,15 @@ pure pandas, so they are tested on hand-made frames.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pandas as pd
 
-from ..organisms.laws import fit_table, loglinear_fit
+from ..organisms.laws import extraction_onsets, fit_table, loglinear_fit
 from .report import format_number, format_params, macro_key
 
 RATE_KEYS = {"exact_match": "Exact", "biderman": "Biderman"}  # metric -> macro fragment
+WINDOWS = ("early", "late")  # the windowed insertions compared in fig_checkpoints
 
 
 def _built(profile: str, progress: bool) -> list[str]:
@@ -188,4 +190,83 @@ def context_numbers(ctx: Context, *, ks: Sequence[int], m: int, min_level: int, 
     for metric, key in RATE_KEYS.items():
         numbers[f"CtxLargest{key}KMin"] = format_number(top[metric].iloc[0])
         numbers[f"CtxLargest{key}KMax"] = format_number(top[metric].iloc[-1])
+    return numbers
+
+
+# -- fig_checkpoints: extraction over training, early vs late insertions ----------------------------------------
+@dataclass
+class Checkpoints:
+    """What `checkpoint_runs` measured at every checkpoint of every size."""
+
+    sizes: list[str]
+    steps: list[int]  # checkpoint steps, the last one is final
+    spans: dict[str, tuple[int, int]]  # window -> training steps [start, stop) of its copies
+    runs: pd.DataFrame  # one row per size x step x canary
+    curves: pd.DataFrame  # per size x window x level x step: n, exact, biderman
+    onsets: pd.DataFrame  # `extraction_onsets` of the exact match, per size x canary
+    summary: pd.DataFrame  # per size x window x level: share ever / finally extractable, forgotten, median onset
+    retention: pd.DataFrame  # `window_retention`
+
+
+def onset_summary(onsets: pd.DataFrame) -> pd.DataFrame:
+    """Per size x window x level: canaries, share ever extractable, extractable at the end, forgotten, median onset."""
+    return (onsets.groupby(["size", "window", "level"], sort=False)
+            .agg(n=("id", "size"), ever=("ever", "mean"), final=("final", "mean"), forgotten=("forgotten", "mean"),
+                 median_onset=("first_step", "median")).reset_index())
+
+
+def window_retention(runs: pd.DataFrame, sizes: Sequence[str], *, steps: Sequence[int],
+                     spans: Mapping[str, tuple[int, int]], window_level: int) -> pd.DataFrame:
+    """Mean Biderman score per size of the `window_level` canaries seen early / late and of the controls.
+
+    Rows `what`: 'early: after window' and 'late: after window' (first checkpoint at or after the
+    window's end), 'early: final' and 'controls: final' (last checkpoint).
+    """
+    after = {w: min(s for s in steps if s >= spans[w][1]) for w in WINDOWS}
+    rows = []
+    for size in sizes:
+        sub = runs[runs["size"] == size]
+        for window in WINDOWS:
+            group = sub[(sub["window"] == window) & (sub["level"] == window_level)]
+            rows.append({"size": size, "what": f"{window}: after window", "step": after[window],
+                         "biderman": group[group["step"] == after[window]]["biderman"].mean()})
+            if window == "early":
+                rows.append({"size": size, "what": "early: final", "step": steps[-1],
+                             "biderman": group[group["step"] == steps[-1]]["biderman"].mean()})
+        rows.append({"size": size, "what": "controls: final", "step": steps[-1],
+                     "biderman": sub[(sub["level"] == 0) & (sub["step"] == steps[-1])]["biderman"].mean()})
+    return pd.DataFrame(rows)
+
+
+def checkpoint_runs(profile: str, *, k: int, m: int, window_level: int, batch_size: int = 32,
+                    progress: bool = False) -> Checkpoints:
+    """Extract every canary at every checkpoint of every size; curves, onsets and early/late retention."""
+    from ..organisms import zoo
+    from ..organisms.zoo import zoo_extraction
+
+    sizes = _built(profile, progress)
+    steps, spans = zoo.checkpoint_steps(profile), zoo.window_steps(profile)
+    runs = with_biderman(zoo_extraction(profile, steps=steps, k=k, m=m, batch_size=batch_size, progress=progress))
+    onsets = extraction_onsets(runs, "exact_match")
+    return Checkpoints(sizes, steps, spans, runs, level_rates(runs, by=("size", "params", "window", "level", "step")),
+                       onsets, onset_summary(onsets),
+                       window_retention(runs, sizes, steps=steps, spans=spans, window_level=window_level))
+
+
+def checkpoint_numbers(ckpt: Checkpoints, *, window_level: int) -> dict[str, object]:
+    """The `numbers_fig_checkpoints.tex` macros: schedule, early/late retention, canaries extractable, forgotten."""
+    numbers: dict[str, object] = {"CkptN": len(ckpt.steps), "CkptFinalStep": ckpt.steps[-1],
+                                  "CkptEarlyEnd": ckpt.spans["early"][1], "CkptLateStart": ckpt.spans["late"][0],
+                                  "CkptWindowLevel": window_level}
+    for r in ckpt.retention.itertuples():
+        what = "".join(part.capitalize() for part in r.what.replace(":", " ").split())
+        numbers["Ckpt" + what + macro_key(r.size)] = format_number(r.biderman)
+    onsets = ckpt.onsets
+    for size in ckpt.sizes:
+        sub = onsets[(onsets["size"] == size) & (onsets["level"] > 0)]
+        numbers["CkptEver" + macro_key(size)] = int(sub["ever"].sum())
+        numbers["CkptForgotten" + macro_key(size)] = int(sub["forgotten"].sum())
+        early = sub[sub["window"] == "early"]
+        numbers["CkptEarlyForgotten" + macro_key(size)] = f"{int(early['forgotten'].sum())}/{int(early['ever'].sum())}"
+    numbers["CkptControlsEverExact"] = int(onsets[onsets["level"] == 0]["ever"].sum())
     return numbers
