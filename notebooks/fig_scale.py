@@ -22,6 +22,9 @@
 # not measured, and drawn as such: grey, with the unverified quotes (no citation in the seed)
 # marked separately. Adding a model spec to `models` (e.g. organisms of the zoo) adds points.
 #
+# Points and numbers come from `memkit.paper.scale_runs` (extractions by `memkit.paper.experiments.run_grid`,
+# organisms from `memkit.organisms.zoo`).
+#
 # Outputs (into `out_dir`): `fig_scale.pdf/.png`, `numbers_fig_scale.tex`.
 # The defaults below are smoke settings; the paper settings are in `params/fig_scale.yml`.
 
@@ -45,76 +48,36 @@ batch_size = 16
 out_dir = "build/smoke/fig_scale"
 
 # %%
-import warnings
-
-warnings.filterwarnings("ignore")
-
 import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import transformers
 
-import memkit
 from memkit.core.metrics import SEED_SCORE_THRESHOLD
-from memkit.paper import report
-from memkit.paper.experiments import RULES, add_verdicts, run_grid, summarize
-from memkit.paper.report import macro_key
-from memkit.paths import PROJECT_ROOT
+from memkit.paper import nb, report
+from memkit.paper.experiments import RULES
+from memkit.paper.scale_runs import (POINT_COLUMNS, QUOTED_MEASURED, QUOTED_UNCITED, literature_points,
+                                     measured_points, organism_points, scale_numbers, seed_ids, stack_index)
 
-transformers.logging.set_verbosity_error()
-pd.set_option("display.width", 160)
-out = PROJECT_ROOT / out_dir
-out.mkdir(parents=True, exist_ok=True)
+out = nb.setup(out_dir, threads=None)
 NAME = "fig_scale"
 
 # %% [markdown]
 # ## Measured points: every model × mode (extractions come from the cache when warm)
+# Organisms (trained on the KJV Bible only) run the same attractors with the raw prompt (no chat template).
 
 # %%
-records = memkit.read_jsonl(PROJECT_ROOT / attractors)
-if ids is not None:
-    by_id = {r["id"]: r for r in records}
-    records = [by_id[i] for i in ids]
-runs = add_verdicts(
-    run_grid(models, records, k=k, m=m, modes=modes, short=short, batch_size=batch_size, progress=False),
-    biderman_m=biderman_m,
-)
-attractor_rows = runs[runs["meta_category"] != "control"]
-seed_ids = list(dict.fromkeys(pd.read_csv(PROJECT_ROOT / literature)["attractor_id"]))
-ours = summarize(attractor_rows, seed_ids=seed_ids)
-best_seven = (attractor_rows[attractor_rows["id"].isin(seed_ids)]
-              .sort_values("seed_score", ascending=False, kind="stable")
-              .drop_duplicates(["spec", "mode"]).set_index(["spec", "mode"])["id"])
-ours["best_seed_id"] = [best_seven.get((s, md), "") for s, md in zip(ours["spec"], ours["mode"])]
-ours["label"] = ours["spec"].map(lambda s: labels.get(s, s))
-
-# organisms (trained on the KJV Bible only): the same attractors, raw prompt (they have no chat template)
-organisms = pd.DataFrame(columns=ours.columns)
-if zoo_profile is not None:
-    from memkit.organisms import zoo
-
-    zoo.build_zoo(zoo_profile, progress=False)
-    org_runs = add_verdicts(run_grid(zoo.zoo_specs(zoo_profile), records, k=k, m=m, modes=["raw"], short=short,
-                                     batch_size=batch_size, progress=False), biderman_m=biderman_m)
-    organisms = summarize(org_runs[org_runs["meta_category"] != "control"], seed_ids=seed_ids)
-    organisms["label"] = organisms["spec"]
-    organisms["best_id"] = (org_runs[org_runs["meta_category"] != "control"]
-                            .sort_values("token_match", ascending=False, kind="stable")
-                            .drop_duplicates("spec").set_index("spec")["id"].reindex(organisms["spec"]).to_numpy())
-pd.concat([ours, organisms])[["spec", "mode", "n_params", "n", "max_seed_score_seed_ids", "best_seed_id",
-                              "mem_exact_rate", "mem_near_verbatim_rate", "mem_seed_rate"]].round(3)
+records = nb.read_records(attractors, ids=ids)
+grid = dict(k=k, m=m, short=short, batch_size=batch_size, biderman_m=biderman_m, seed_ids=seed_ids(literature))
+ours = measured_points(models, records, modes=modes, labels=labels, **grid)
+organisms = organism_points(zoo_profile, records, columns=ours.columns, **grid)
+pd.concat([ours, organisms])[POINT_COLUMNS].round(3)
 
 # %% [markdown]
 # ## Quoted points (from the seed documents, not measured here)
 
 # %%
-lit = pd.read_csv(PROJECT_ROOT / literature_scale)
-lit = lit[lit["metric"].str.startswith(literature_metric)].reset_index(drop=True)
-MEASURED, UNCITED = "quoted: original study (chat API)", "quoted: uncited in original study"
-lit["kind"] = np.where(lit["study"].str.startswith("original study"), MEASURED, UNCITED)
+lit = literature_points(literature_scale, literature_metric)
 lit[["model", "params", "value", "kind"]]
 
 # %% [markdown]
@@ -125,18 +88,8 @@ RULE_STYLE = {"mem_exact": ("exact match (E)", "o"), "mem_biderman": ("Biderman 
               "mem_near_verbatim": ("near-verbatim (N)", "^"), "mem_seed": ("seed score $\\geq$ 0.7 (S)", "D")}
 MODE_FILL = {"raw": True, "chat": False}
 
-
-def params_label(x: float, _pos=None) -> str:
-    return f"{x / 1e9:.3g}B" if x >= 1e9 else f"{x / 1e6:.3g}M" if x >= 1e6 else f"{x / 1e3:.3g}k"
-
-
-def stack_index(xs, ys) -> list[int]:
-    """How many earlier points sit close to each point (similar score, sizes within 10x): stacks labels."""
-    index, placed = [], []
-    for x, y in zip(xs, ys):
-        index.append(sum(abs(y - py) < 0.06 and abs(np.log10(x / px)) < 1.0 for px, py in placed))
-        placed.append((x, y))
-    return index
+params_label = matplotlib.ticker.FuncFormatter(
+    lambda x, _pos: f"{x / 1e9:.3g}B" if x >= 1e9 else f"{x / 1e6:.3g}M" if x >= 1e6 else f"{x / 1e3:.3g}k")
 
 
 plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 6.5})
@@ -156,7 +109,7 @@ for row, n in zip(points.itertuples(), stack_index(points["n_params"], points["m
 if len(organisms):
     ax_a.scatter(organisms["n_params"], organisms["max_seed_score_seed_ids"], s=30, marker="^", color="C2",
                  zorder=3, label="organisms (KJV-trained), raw prompt")
-for kind, marker in ((MEASURED, "s"), (UNCITED, "X")):
+for kind, marker in ((QUOTED_MEASURED, "s"), (QUOTED_UNCITED, "X")):
     group = lit[lit["kind"] == kind].sort_values("value", kind="stable")
     ax_a.scatter(group["params"], group["value"], s=32, marker=marker, color="0.55", zorder=2, label=kind)
     for row, n in zip(group.itertuples(), stack_index(group["params"], group["value"])):
@@ -197,7 +150,7 @@ if len(organisms):
 ax_b.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
 for ax in (ax_a, ax_b):
     ax.grid(alpha=0.3, lw=0.5)
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(params_label))
+    ax.xaxis.set_major_formatter(params_label)
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 measured = pd.concat([ours, organisms])
 lo = min(measured["n_params"].min(), lit["params"].min() if len(lit) else np.inf)
@@ -213,38 +166,6 @@ plt.close(fig)
 # ## Numbers quoted in the paper
 
 # %%
-def human(n: float) -> str:
-    """Parameter count as the paper writes it: 135M, 7B, 175B."""
-    return f"{n / 1e9:.0f}B" if n >= 1e9 else f"{n / 1e6:.0f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
-
-
-measured_lit = lit[lit["kind"] == MEASURED]
-uncited_lit = lit[lit["kind"] == UNCITED]
-numbers = {
-    "ScaleNModels": len(models), "ScaleNCombos": len(ours), "ScaleNLitPoints": len(lit),
-    "ScaleSmallestParams": human(ours["n_params"].min()), "ScaleLargestParams": human(ours["n_params"].max()),
-    "ScaleOursAboveThreshold": int((ours["max_seed_score_seed_ids"] >= SEED_SCORE_THRESHOLD).sum()),
-    "ScaleLitMeasuredMax": f"{measured_lit['value'].max():.2f}" if len(measured_lit) else "--",
-    "ScaleLitMeasuredSmallestParams": human(measured_lit["params"].min()) if len(measured_lit) else "--",
-    "ScaleLitUncitedMin": f"{uncited_lit['value'].min():.2f}" if len(uncited_lit) else "--",
-    "ScaleLitUncitedSmallestParams": human(uncited_lit["params"].min()) if len(uncited_lit) else "--",
-    "ScaleSizeRatio": f"{measured_lit['params'].min() / ours['n_params'].max():.0f}" if len(measured_lit) else "--",
-}
-numbers["ScaleNOrganisms"] = len(organisms)
-if len(organisms):
-    best = organisms.sort_values("mem_biderman_rate", ascending=False, kind="stable").iloc[0]
-    numbers.update({
-        "ScaleOrganismSmallestParams": human(organisms["n_params"].min()),
-        "ScaleOrganismLargestParams": human(organisms["n_params"].max()),
-        "ScaleOrganismMaxSeedSeven": f"{organisms['max_seed_score_seed_ids'].max():.2f}",
-        "ScaleOrganismMaxExactRate": f"{organisms['mem_exact_rate'].max():.2f}",
-        "ScaleOrganismMaxBidermanRate": f"{organisms['mem_biderman_rate'].max():.2f}",
-        "ScaleOrganismBestId": f"\\texttt{{{report.latex_escape(str(best['best_id']))}}}",
-    })
-for row in ours.itertuples():
-    key = "Scale" + (macro_names.get(row.spec) or macro_key(row.model)) + macro_key(row.mode)
-    numbers[f"{key}MaxSeedSeven"] = f"{row.max_seed_score_seed_ids:.2f}"
-    numbers[f"{key}BestSeven"] = f"\\texttt{{{report.latex_escape(row.best_seed_id)}}}" if row.best_seed_id else "--"
-    numbers[f"{key}Params"] = human(row.n_params)
+numbers = scale_numbers(ours, organisms, lit, n_models=len(models), macro_names=macro_names)
 report.write_macros(out / f"numbers_{NAME}.tex", numbers, source=NAME)
 pd.Series(numbers, dtype=str).sort_index().to_frame("value")
