@@ -116,3 +116,50 @@ def test_window_retention_and_checkpoint_numbers():
     assert numbers["CkptLateAfterWindowA"] == "1.00" and numbers["CkptControlsFinalA"] == "0.12"
     assert numbers["CkptEverA"] == 2 and numbers["CkptForgottenA"] == 1 and numbers["CkptEarlyForgottenA"] == "1/1"
     assert numbers["CkptControlsEverExact"] == 0
+
+
+# -- tab_latent ----------------------------------------------------------------------------------------------------
+def test_latent_candidates_keep_controls_and_frequent_all_window_canaries():
+    from memkit.core.samples import Sample
+
+    metas = [("c", "all", 0), ("few", "all", 4), ("many", "all", 16), ("early", "early", 64)]
+    samples = [Sample(name, (1,), (2,), (1,), meta={"window": window, "level": level}) for name, window, level in metas]
+    assert [s.id for s in organism_runs.latent_candidates(samples, min_level=16)] == ["c", "many"]
+
+
+def _latent() -> pd.DataFrame:
+    """Size `a`, sigmas 0.125 / 0.25: controls c1 c2, hidden canary i1 (recovered exactly at 0.125), visible
+    canary i3, extractable canary i2 (not tested)."""
+    rows = []  # id, level, clean similarity, clean exact, {sigma: (best similarity, best exact)}
+    for cid, level, clean, clean_exact, best in (
+            ("c1", 0, 0.125, False, {0.125: (0.5, False), 0.25: (0.75, True)}),
+            ("c2", 0, 0.25, False, {0.125: (0.5, False), 0.25: (0.875, False)}),
+            ("i1", 16, 0.25, False, {0.125: (0.75, True), 0.25: (0.75, False)}),
+            ("i2", 16, 1.0, True, {0.125: (1.0, True), 0.25: (1.0, True)}),
+            ("i3", 16, 0.5, False, {0.125: (0.9375, False), 0.25: (1.0, False)})):
+        for sigma, (sim, exact) in best.items():
+            rows.append({"id": cid, "sigma": sigma, "meta_level": level, "clean_similarity": clean,
+                         "clean_exact": clean_exact, "best_similarity": sim, "best_exact": exact, "size": "a",
+                         "params": 500_000})
+    return pd.DataFrame(rows)
+
+
+def test_latent_tests_table_and_numbers():
+    latent = _latent()
+    tested, result = organism_runs.latent_tests(latent)
+    assert sorted(tested["id"].unique()) == ["c1", "c2", "i1", "i3"]  # i2 is extractable without noise
+    assert result["recovered"].tolist() == [1, 0] and result["recovered_exact"].tolist() == [1, 0]
+    table, caption = organism_runs.latent_table(result, n_draws=4, min_level=16)  # p: the exact U test, 1/6
+    assert table.columns.tolist()[2] == "inserted / hidden / controls"
+    assert table.iloc[0].tolist() == ["zoo:a", "0.125", "2 / 1 / 2", "0.500", 1, 1, "+0.469 / +0.312", "0.17"]
+    assert table.iloc[1, :6].tolist() == ["zoo:a", "0.25", "2 / 1 / 2", "0.875", 0, 0]
+    assert "over 4 gaussian" in caption and "($\\geq$16 copies)" in caption
+    lat = organism_runs.Latent(["a"], latent, tested, result)
+    numbers = organism_runs.latent_numbers(lat, sigmas=[0.125, 0.25], n_draws=4, min_level=16)
+    assert numbers["LatentSigmaMin"] == "0.125" and numbers["LatentSigmaMax"] == "0.25"
+    assert numbers["LatentRecoveredCanaries"] == 1 and numbers["LatentRecoveredExactCanaries"] == 1
+    assert numbers["LatentControlsEverExact"] == 1  # c1 at sigma 0.25
+    assert numbers["LatentTestedTotal"] == 2 and numbers["LatentHiddenTotal"] == 1
+    assert numbers["LatentSignificant"] == 0 and numbers["LatentNTests"] == 2
+    assert numbers["LatentRecoveredMaxA"] == 1 and numbers["LatentRecoveredMaxSigmaA"] == "0.125"
+    assert numbers["LatentTestedA"] == 2
