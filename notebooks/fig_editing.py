@@ -17,8 +17,8 @@
 # # Figure — curvature editing: how much memorization goes per unit of perplexity?
 #
 # K-FAC factors of the MLP weights of the last blocks are collected on generic text
-# (`memkit.curvature`; organisms: their own training corpus, pretrained models: Python's pydoc
-# topics). Each weight is written in the Kronecker eigenbasis and only the highest-curvature
+# (`memkit.mechanisms.curvature`; organisms: their own training corpus, pretrained models: Python's
+# pydoc topics). Each weight is written in the Kronecker eigenbasis and only the highest-curvature
 # components holding a fraction `keep_mass` of the curvature mass are kept (Merullo et al. 2025).
 # Baselines remove the *same number* of components of each matrix in the same basis, by smallest
 # magnitude or at random. For each edit: perplexity on held-out text and memorization — the Biderman
@@ -27,7 +27,8 @@
 # duplication level in a table).
 # *Equal perplexity*: each method's least memorization among its edits whose perplexity stays within
 # `ppl_budget` of the unedited model, and the baselines' memorization interpolated (in log
-# perplexity) at each K-FAC point.
+# perplexity) at each K-FAC point. Sweeps, curves, the equal-perplexity comparison and the numbers
+# are computed by `memkit.paper.editing_runs`; the models by `memkit.paper.mechanism_models`.
 #
 # Outputs (into `out_dir`): `fig_editing.pdf/.png`, `numbers_fig_editing.tex`. Defaults are smoke
 # settings; paper settings: `params/fig_editing.yml`.
@@ -60,165 +61,52 @@ progress = False
 out_dir = "build/smoke/fig_editing"
 
 # %%
-import gc
-import warnings
+from memkit.paper import nb
 
-warnings.filterwarnings("ignore")
+out = nb.setup(out_dir, threads=threads)  # quiet, matplotlib Agg, torch threads, output folder
 
-import matplotlib
-import matplotlib.ticker
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import numpy as np
+import matplotlib.ticker
 import pandas as pd
-import torch
-import transformers
 
-import memkit
-from memkit.mechanisms.curvature import cached_kfac, edited, perplexity
-from memkit.paper import report
-from memkit.paper.report import macro_key
-from memkit.paper.sets import generic_texts_for, is_organism, pretrained_sets
-from memkit.paths import PROJECT_ROOT
+from memkit.paper import editing_runs, report
+from memkit.paper.mechanism_models import mechanism_models
 
-transformers.logging.set_verbosity_error()
-torch.set_num_threads(threads)
-pd.set_option("display.width", 160)
-out = PROJECT_ROOT / out_dir
-out.mkdir(parents=True, exist_ok=True)
 NAME = "fig_editing"
-
-specs = list(models)
-if zoo_profile is not None:
-    from memkit.organisms import zoo
-
-    zoo.build_zoo(zoo_profile, progress=progress)
-    sizes = zoo.zoo_specs(zoo_profile, step="final")
-    specs += sizes[-1:] if zoo_which == "largest" else sizes
-records = memkit.read_jsonl(PROJECT_ROOT / attractors)
-if ids is not None:
-    by_id = {r["id"]: r for r in records}
-    records = [by_id[i] for i in ids]
-
-
-def model_key(spec: str) -> str:
-    if spec.startswith("zoo:"):
-        return "Zoo" if zoo_which == "largest" else "Zoo" + macro_key(spec[4:].split("/")[-1].split("@")[0])
-    return macro_names.get(spec) or macro_key(spec)
-
-
-def model_label(spec: str) -> str:
-    if spec.startswith("zoo:"):
-        return f"organism {spec[4:].split('/')[-1].split('@')[0]}"
-    return labels.get(spec, spec)
-
-
-def eval_samples(lm):
-    """Organisms: every canary of the `all` window (levels 0..max); pretrained: the recited attractors."""
-    if is_organism(lm):
-        from memkit.organisms.zoo import zoo_samples
-
-        samples = [s for s in zoo_samples(lm.meta["zoo_profile"], k=k, m=m) if s.meta["window"] == "all"]
-        return samples, {s.id: int(s.meta["level"]) for s in samples}
-    samples, groups, _ = pretrained_sets(lm, records, k=k, m=m, threshold=threshold, max_memorized=max_memorized,
-                                         max_controls=0)
-    return samples, {s.id: -1 for s in samples}  # -1: a pretrained model's memorized attractor
-
+chosen = mechanism_models(models, zoo_profile=zoo_profile, zoo_which=zoo_which, labels=labels,
+                          macro_names=macro_names, progress=progress)
+specs = chosen.specs
 
 # %% [markdown]
 # ## Sweeps: unedited model, then every method × keep_mass
 
 # %%
-runs, edits, meta = [], [], {}
-for spec in specs:
-    lm = memkit.load_model(spec)
-    frac = layer_frac.get(spec, 0.5) if isinstance(layer_frac, dict) else layer_frac
-    layers = list(range(lm.n_layers - max(1, int(round(frac * lm.n_layers))), lm.n_layers))
-    fit_texts, heldout_texts = generic_texts_for(lm)
-    samples, level_of = eval_samples(lm)
-    factors = cached_kfac(lm, fit_texts, layers=layers, seq_len=seq_len, max_windows=fit_windows, labels=labels_kind,
-                          seed=seed, progress=progress)
-    meta[spec] = {"layers": layers, "n_layers": lm.n_layers, "n_tokens": factors.n_tokens, "n_samples": len(samples)}
-
-    def evaluate(method: str, keep: float, info=None) -> None:
-        ppl = perplexity(lm, heldout_texts, seq_len=seq_len, max_windows=ppl_windows, batch_size=batch_size)
-        frame = memkit.extract(lm, samples, batch_size=batch_size, progress=False)
-        removed = float(info["n_removed"].sum() / info["n_components"].sum()) if info is not None else 0.0
-        edits.append({"spec": spec, "method": method, "keep_mass": keep, "ppl": ppl, "removed": removed})
-        runs.append(frame[["id", "token_match", "exact_match"]].assign(
-            spec=spec, method=method, keep_mass=keep, level=frame["id"].map(level_of)))
-
-    evaluate("none", 1.0)
-    grid = keep_masses.get("zoo" if is_organism(spec) else spec) if isinstance(keep_masses, dict) else keep_masses
-    meta[spec]["grid"] = list(grid)
-    for keep in grid:
-        for method in methods:
-            with edited(lm.model, factors, keep, method, seed=seed) as info:
-                evaluate(method, keep, info)
-    del lm, factors
-    gc.collect()
-edits = pd.DataFrame(edits)
-runs = pd.concat(runs, ignore_index=True)
-edits.round(4)
+runs = editing_runs.editing_sweeps(specs, nb.read_records(attractors, ids=ids), k=k, m=m, threshold=threshold,
+                                   max_memorized=max_memorized, layer_frac=layer_frac, keep_masses=keep_masses,
+                                   methods=methods, labels_kind=labels_kind, seq_len=seq_len, fit_windows=fit_windows,
+                                   ppl_windows=ppl_windows, seed=seed, batch_size=batch_size, progress=progress)
+runs.edits.round(4)
 
 # %% [markdown]
 # ## Memorization per edit: Biderman score of the samples the unedited model recites (score ≥ threshold)
 
 # %%
-clean_runs = runs[runs["method"] == "none"]
-recited = set(zip(clean_runs.loc[clean_runs["token_match"] >= threshold, "spec"],
-                  clean_runs.loc[clean_runs["token_match"] >= threshold, "id"]))
-memorized_rows = runs[[(s, i) in recited for s, i in zip(runs["spec"], runs["id"])]]
-mem = (memorized_rows.groupby(["spec", "method", "keep_mass"], sort=False)
-       .agg(biderman=("token_match", "mean"), exact=("exact_match", "mean")).reset_index())
-curves = edits.merge(mem, on=["spec", "method", "keep_mass"])
-base = curves[curves["method"] == "none"].set_index("spec")
-curves["ppl_ratio"] = curves["ppl"] / curves["spec"].map(base["ppl"])
+curves, recited = editing_runs.memorization_curves(runs, threshold=threshold)
 curves.round(4)
 
 # %% [markdown]
 # ## Organisms: Biderman score per duplication level (unedited vs each method's edits)
 
 # %%
-per_level = (runs[runs["level"] >= 0].groupby(["spec", "method", "keep_mass", "level"], sort=False)["token_match"]
-             .mean().unstack("level"))
+per_level = editing_runs.level_scores(runs)
 per_level.round(3)
 
 # %% [markdown]
 # ## Equal perplexity: K-FAC against the baselines
 
 # %%
-def interpolate(curve: pd.DataFrame, ppl: float) -> float:
-    """Memorization of a method's curve at perplexity `ppl` (linear in log ppl; NaN outside its range)."""
-    pts = curve.sort_values("ppl")
-    x, y = np.log(pts["ppl"].to_numpy()), pts["biderman"].to_numpy()
-    if len(x) == 0 or np.log(ppl) < x.min() or np.log(ppl) > x.max():
-        return float("nan")
-    return float(np.interp(np.log(ppl), x, y))
-
-
-compare_rows, budget_rows = [], []
-for spec in specs:
-    part = curves[curves["spec"] == spec]
-    unedited = part[part["method"] == "none"].iloc[0]
-    with_base = lambda name: pd.concat([part[part["method"] == name], part[part["method"] == "none"]])  # noqa: E731
-    for method in methods:
-        within = part[(part["method"] == method) & (part["ppl_ratio"] <= 1 + ppl_budget)]
-        best = within.loc[within["biderman"].idxmin()] if len(within) else None
-        budget_rows.append({"spec": spec, "method": method, "n_within": len(within),
-                            "best_biderman": best["biderman"] if best is not None else unedited["biderman"],
-                            "best_keep": best["keep_mass"] if best is not None else 1.0,
-                            "best_ppl_ratio": best["ppl_ratio"] if best is not None else 1.0})
-    for _, point in part[part["method"] == "kfac"].iterrows():
-        row = {"spec": spec, "keep_mass": point["keep_mass"], "ppl_ratio": point["ppl_ratio"], "kfac": point["biderman"]}
-        for baseline in [mth for mth in methods if mth != "kfac"]:
-            row[baseline] = interpolate(with_base(baseline), point["ppl"])
-        compare_rows.append(row)
-budget = pd.DataFrame(budget_rows)
-compare = pd.DataFrame(compare_rows)
-display_budget = budget.pivot(index="spec", columns="method", values="best_biderman")
-display_budget.round(3)
+budget, compare = editing_runs.equal_perplexity(curves, specs, methods, ppl_budget=ppl_budget)
+budget.pivot(index="spec", columns="method", values="best_biderman").round(3)
 
 # %%
 compare.round(3)
@@ -249,7 +137,8 @@ for ax, spec in zip(axes[0], specs):
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_ylim(-0.03, 1.03)
-    ax.set_title(f"{model_label(spec)}\nMLPs of blocks {meta[spec]['layers'][0]}–{meta[spec]['layers'][-1]}")
+    layers = runs.meta[spec]["layers"]
+    ax.set_title(f"{chosen.labels[spec]}\nMLPs of blocks {layers[0]}–{layers[-1]}")
     ax.set_xlabel("perplexity / unedited (held-out)" + (f", cut at {ppl_cap:g}" if right >= ppl_cap else ""))
     ax.grid(alpha=0.3, lw=0.4)
 axes[0][0].set_ylabel("memorization (Biderman score)")
@@ -261,48 +150,8 @@ plt.close(fig)
 # ## Numbers quoted in the paper
 
 # %%
-def fmt(x: float, digits: int = 2) -> str:
-    return "--" if not np.isfinite(x) else f"{x:.{digits}f}"
-
-
-numbers = {"EditK": k, "EditM": m, "EditBudget": f"{100 * ppl_budget:.0f}", "EditLabels": labels_kind,
-           "EditFitWindows": fit_windows,
-           "EditSeqLen": seq_len}
-wins = []
-for spec in specs:
-    key = model_key(spec)
-    part = curves[curves["spec"] == spec]
-    unedited = part[part["method"] == "none"].iloc[0]
-    numbers[f"{key}EditBasePpl"] = fmt(unedited["ppl"])
-    numbers[f"{key}EditBaseMem"] = fmt(unedited["biderman"])
-    numbers[f"{key}EditFirstLayer"] = meta[spec]["layers"][0]
-    numbers[f"{key}EditLastLayer"] = meta[spec]["layers"][-1]
-    numbers[f"{key}EditNTokens"] = meta[spec]["n_tokens"]
-    numbers[f"{key}EditNSamples"] = meta[spec]["n_samples"]
-    numbers[f"{key}EditNRecited"] = sum(1 for s_, _ in recited if s_ == spec)
-    numbers[f"{key}EditKeepMasses"] = ", ".join(f"{x:g}" for x in meta[spec]["grid"])
-    rows = budget[budget["spec"] == spec].set_index("method")
-    for method in methods:
-        mkey = macro_key(method)
-        numbers[f"{key}Edit{mkey}BestMem"] = fmt(rows.loc[method, "best_biderman"])
-        numbers[f"{key}Edit{mkey}BestKeep"] = f"{rows.loc[method, 'best_keep']:g}"
-        numbers[f"{key}Edit{mkey}BestPplRatio"] = fmt(rows.loc[method, "best_ppl_ratio"])
-    baselines = [mth for mth in methods if mth != "kfac"]
-    if "kfac" in methods and baselines:
-        best_base = min(rows.loc[b, "best_biderman"] for b in baselines)
-        beat = rows.loc["kfac", "best_biderman"] < best_base
-        numbers[f"{key}EditKfacBeats"] = "yes" if beat else "no"
-        wins.append(beat)
-        cmp = compare[compare["spec"] == spec]
-        for baseline in baselines:
-            valid = cmp.dropna(subset=[baseline])
-            numbers[f"{key}EditKfacBelow{macro_key(baseline)}"] = int((valid["kfac"] < valid[baseline]).sum())
-            numbers[f"{key}EditCompared{macro_key(baseline)}"] = len(valid)
-    if is_organism(spec):
-        lv = per_level.loc[(spec, "none", 1.0)]
-        for level, value in lv.items():
-            numbers[f"{key}EditBaseLevel{macro_key(str(level)) or 'Zero'}"] = fmt(value)
-numbers["EditNModels"] = len(specs)
-numbers["EditNKfacBeats"] = sum(wins)
+settings = dict(k=k, m=m, ppl_budget=ppl_budget, labels_kind=labels_kind, fit_windows=fit_windows, seq_len=seq_len)
+numbers = editing_runs.editing_numbers(runs, curves, recited, per_level, budget, compare, keys=chosen.keys,
+                                       methods=methods, settings=settings)
 report.write_macros(out / f"numbers_{NAME}.tex", numbers, source=NAME)
 pd.Series(numbers, dtype=str).sort_index().to_frame("value")
