@@ -19,6 +19,11 @@
 # Type a prompt (and, optionally, the text you expect next), pick a model and a prompting
 # mode, and see the greedy continuation beside the reference: matching tokens are green,
 # the rest red, with the probability the model gave each token. Models: `memkit models`.
+#
+# The public API at work: `memkit.load_model` loads a model, `memkit.make_samples` tokenises the
+# prompt (raw, or through the chat template) and the reference, `memkit.greedy_decode` continues
+# it; `memkit.paper.tokens.token_table` scores every generated token and
+# `memkit.paper.token_html.token_html` colours them.
 
 # %% tags=["parameters"]
 model = "smollm2-135m-instruct"  # or "gemma-3-270m", a folder, a .gguf file
@@ -28,7 +33,6 @@ reference = " establish Justice, insure domestic Tranquility, provide for the co
 new_tokens = 12
 
 # %%
-import html
 import warnings
 
 import transformers
@@ -36,21 +40,18 @@ from IPython.display import HTML, display
 
 import memkit
 from memkit.core.extract import pad_token_id
+from memkit.paper.token_html import token_html
 from memkit.paper.tokens import token_table
 
 warnings.filterwarnings("ignore")
 transformers.logging.set_verbosity_error()
 lm = memkit.load_model(model)
-sample = memkit.make_samples(lm, [{"id": "prompt", "prefix": prompt, "suffix": reference}],
-                             k=1, m=new_tokens, mode=mode)[0] if reference else None
+# without a reference, a placeholder suffix only gets the prompt tokenised (it is never compared)
+record = {"id": "prompt", "prefix": prompt, "suffix": reference or " x" * new_tokens}
+sample = memkit.make_samples(lm, [record], k=1, m=new_tokens, mode=mode)[0]
 
 # %%
-if sample is None:  # no reference: plain greedy continuation of the prompt
-    prompt_ids = memkit.make_samples(lm, [{"id": "p", "prefix": prompt, "suffix": " x" * new_tokens}],
-                                     k=1, m=new_tokens, mode=mode)[0].prompt_ids
-    reference_ids = None
-else:
-    prompt_ids, reference_ids = sample.prompt_ids, sample.suffix_ids
+prompt_ids, reference_ids = sample.prompt_ids, (sample.suffix_ids if reference else None)
 pad = pad_token_id(lm.tokenizer)
 generated = memkit.greedy_decode(lm.model, [prompt_ids], new_tokens, pad).generated_ids[0]
 table = token_table(lm, prompt_ids, generated, reference_ids)
@@ -58,17 +59,7 @@ print("continuation:", repr(lm.tokenizer.decode(generated)))
 table.round(3)
 
 # %%
-def coloured(table) -> str:
-    """Generated tokens as HTML: green where they equal the reference, red elsewhere."""
-    spans = []
-    for row in table.itertuples():
-        colour = "#c8f7c5" if getattr(row, "match", False) else "#f7c5c5"
-        title = f"p={row.p_generated:.3f}"
-        spans.append(f'<span style="background:{colour}" title="{title}">{html.escape(row.generated)}</span>')
-    return "<p style='font-family:monospace'>" + "".join(spans) + "</p>"
-
-
 if reference_ids is not None:
     exact = bool(table["match"].all())
     print(f"{int(table['match'].sum())} of {len(table)} tokens match the reference; exact match: {exact}")
-display(HTML(coloured(table)))
+display(HTML(token_html(table)))
