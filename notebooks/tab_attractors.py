@@ -21,7 +21,10 @@
 # extraction on the attractors of `data/attractors.jsonl` (prefix of `k` tokens, the true next
 # `m` tokens); the verdicts use the original study's rule (seed score ≥ 0.7) and the standard
 # ones (exact match, Biderman score = 1, near-verbatim). The seed's own Llama-3-8B / Mistral-7B
-# numbers (`data/literature.csv`) are quoted beside ours.
+# numbers (`data/literature.csv`) are quoted beside ours. Computed sequences (counting, digits of
+# π, ...) can be continued by rule — *reconstruction* rather than *recitation* (Prashanth et al.
+# 2024) — so every count is given for all attractors, for the texts and for the sequences, each
+# with its n; the shuffled controls are a third kind.
 #
 # Outputs (into `out_dir`): `tab_attractors.tex` (Table 1), `tab_attractors_full.tex` (appendix:
 # every metric), `numbers_tab_attractors.tex` (macros quoted in the paper).
@@ -43,74 +46,62 @@ biderman_m = 32  # Biderman et al. score of 1 on the first min(m, biderman_m) to
 long_prefix = 8  # "recites the first `long_prefix` suffix tokens" (descriptive count)
 literature = "data/literature.csv"
 batch_size = 16
+threads = None  # torch intra-op threads (None: torch's default)
 out_dir = "build/smoke/tab_attractors"
 
 # %%
-import warnings
+from memkit.paper import nb
 
-warnings.filterwarnings("ignore")
+out = nb.setup(out_dir, threads=threads)  # quiet, matplotlib Agg, output folder
 
 import pandas as pd
-import transformers
 
-import memkit
 from memkit.paper import report
-from memkit.paper.experiments import RULES, add_verdicts, rule_letters, run_grid, summarize
-from memkit.paper.report import fit_float, macro_key
+from memkit.paper.experiments import (add_kind, add_verdicts, attractor_numbers, rule_letters, run_grid,
+                                      summarize_by_kind)
+from memkit.paper.report import fit_float, format_number
 from memkit.paths import PROJECT_ROOT
 
-transformers.logging.set_verbosity_error()
-pd.set_option("display.width", 160)
-out = PROJECT_ROOT / out_dir
-out.mkdir(parents=True, exist_ok=True)
 NAME = "tab_attractors"
+names, keys = nb.model_labels(models, labels), nb.model_keys(models, macro_names)
 
 # %% [markdown]
 # ## Extraction: every model × mode on every attractor (cached on disk)
 
 # %%
-records = memkit.read_jsonl(PROJECT_ROOT / attractors)
-if ids is not None:
-    by_id = {r["id"]: r for r in records}
-    records = [by_id[i] for i in ids]
+records = nb.read_records(attractors, ids=ids)
 runs = run_grid(models, records, k=k, m=m, modes=modes, short=short, batch_size=batch_size, progress=False)
-runs = add_verdicts(runs, biderman_m=biderman_m)
-runs["is_control"] = runs["meta_category"] == "control"
+runs = add_kind(add_verdicts(runs, biderman_m=biderman_m))  # kind: text, sequence or control
 lit = pd.read_csv(PROJECT_ROOT / literature)
 seed_ids = list(dict.fromkeys(lit["attractor_id"]))
 
 
 def combo_label(spec: str, mode: str) -> str:
-    return f"{labels.get(spec, spec)} ({mode})"
-
-
-def combo_key(spec: str, mode: str) -> str:
-    return macro_names.get(spec) or macro_key(runs.loc[runs["spec"] == spec, "model"].iloc[0])
+    return f"{names[spec]} ({mode})"
 
 
 combos = list(dict.fromkeys(zip(runs["spec"], runs["mode"])))
 print(len(records), "records;", len(combos), "model x mode combinations:", [combo_label(*c) for c in combos])
 
 # %% [markdown]
-# ## Summary per model × mode (attractors only; controls separately)
+# ## Summary per model × mode: all attractors, then texts, computed sequences and controls apart
 
 # %%
-summary = summarize(runs[~runs["is_control"]], long_prefix=long_prefix, seed_ids=seed_ids)
-controls = summarize(runs[runs["is_control"]], long_prefix=long_prefix)
-show = ["spec", "mode", "n", "mem_exact_count", "mem_biderman_count", "mem_near_verbatim_count", "mem_seed_count",
-        "long_prefix_count", "mean_prefix_match_len", "max_seed_score", "max_seed_score_seed_ids"]
+summary = summarize_by_kind(runs, long_prefix=long_prefix, seed_ids=seed_ids)
+show = ["spec", "mode", "kind", "n", "mem_exact_count", "mem_biderman_count", "mem_near_verbatim_count",
+        "mem_seed_count", "any_count", "long_prefix_count", "mean_prefix_match_len", "max_prefix_match_len",
+        "max_seed_score", "max_seed_score_seed_ids"]
 summary[show].round(3)
 
-# %%
-controls[["spec", "mode", "n", "any_count", "max_prefix_match_len", "max_seed_score"]].round(3)
-
 # %% [markdown]
-# ## Table 1 (main text): one row per attractor
+# ## Table 1 (main text): one row per attractor, grouped by kind
 
 # %%
 CATEGORY = {"literature": "lit", "literature_copyrighted": "lit\\copyright{}", "legal_historical": "legal",
             "religious": "relig", "poetry": "poetry", "license": "license", "code": "code",
             "sequence": "seq", "placeholder": "lorem", "control": "ctrl"}
+KIND_ORDER = {"text": 0, "sequence": 1, "control": 2}
+KIND_LABEL = {"text": "texts", "sequence": "sequences", "control": "controls"}
 esc = report.latex_escape
 
 
@@ -119,19 +110,28 @@ def attractor_cell(row) -> str:
     return name + ("$^\\dagger$" if (row["k"], row["m"]) != (k, m) else "")
 
 
+def kind_cells(kinds: pd.Series) -> list[str]:
+    """The kind and its n on the first row of each group, blank below."""
+    sizes = kinds.value_counts()
+    return [f"{KIND_LABEL[kd]} ({sizes[kd]})" if i == 0 or kd != kinds.iloc[i - 1] else ""
+            for i, kd in enumerate(kinds)]
+
+
 first = runs[runs["spec"] == combos[0][0]].drop_duplicates("id")
-table = pd.DataFrame({("", "Attractor"): first.apply(attractor_cell, axis=1).to_numpy(),
+first = first.iloc[first["kind"].map(KIND_ORDER).argsort(kind="stable")]  # texts, sequences, controls
+table = pd.DataFrame({("", "Kind"): kind_cells(first["kind"]),
+                      ("", "Attractor"): first.apply(attractor_cell, axis=1).to_numpy(),
                       ("", "Cat."): first["meta_category"].map(CATEGORY).to_numpy()})
 for spec, mode in combos:
     part = runs[(runs["spec"] == spec) & (runs["mode"] == mode)].set_index("id").loc[first["id"]]
     head = esc(combo_label(spec, mode))
     table[(head, "P")] = part["prefix_match_len"].to_numpy()
-    table[(head, "TM")] = part["token_match"].map("{:.2f}".format).to_numpy()
-    table[(head, "Seed")] = part["seed_score"].map("{:.2f}".format).to_numpy()
+    table[(head, "TM")] = part["token_match"].map(format_number).to_numpy()
+    table[(head, "Seed")] = part["seed_score"].map(format_number).to_numpy()
     table[(head, "Rules")] = rule_letters(part).to_numpy()
 lit_wide = lit.pivot(index="attractor_id", columns="model", values="seed_score")
 for model in dict.fromkeys(lit["model"]):
-    values = first["id"].map(lit_wide[model]).map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    values = first["id"].map(lit_wide[model]).map(lambda v: "" if pd.isna(v) else format_number(v, 3))
     table[("Literature (quoted)", esc(model))] = values.to_numpy()
 table.columns = pd.MultiIndex.from_tuples(table.columns)
 
@@ -141,7 +141,9 @@ short_note = " ".join(
 caption = (
     f"Attractor validation: greedy extraction with a prefix of $k={k}$ tokens, compared with the true next "
     f"$m={m}$ tokens, for every embedded model and prompting mode (raw text; chat template where the model "
-    f"has one). P: longest matching prefix (tokens); TM: Biderman score (fraction of the $m$ positions "
+    f"has one). Kind (number of records): natural-language and code texts, which a model can only recite; "
+    f"computed sequences, which it can also reconstruct by rule; shuffled controls. "
+    f"P: longest matching prefix (tokens); TM: Biderman score (fraction of the $m$ positions "
     f"reproduced); Seed: the original study's blended score. Rules that call the row memorized: "
     f"E exact match of all $m$ tokens (Carlini); B Biderman score $=1$ on the first {min(m, biderman_m)} tokens; "
     f"N near-verbatim (token Levenshtein similarity $\\geq 0.75$); S seed score $\\geq 0.7$; -- none. "
@@ -150,7 +152,7 @@ caption = (
     f"(shuffled\\_* are controls). Every metric is in Table~\\ref{{tab:attractors-full}}. "
     f"Made by \\texttt{{notebooks/{esc(NAME)}.py}}."
 )
-column_format = "ll" + "rrrl" * len(combos) + "r" * lit["model"].nunique()
+column_format = "lll" + "rrrl" * len(combos) + "r" * lit["model"].nunique()
 with pd.option_context("styler.latex.multicol_align", "c"):
     path = report.write_table(table, out / f"{NAME}.tex", source=NAME, caption=caption, label="tab:attractors",
                               column_format=column_format, escape=False)
@@ -161,22 +163,27 @@ print("Table 1:", table.shape[0], "rows x", table.shape[1], "columns")
 # ## Appendix table: every metric for every attractor × model × mode
 
 # %%
+ordered = runs.assign(_combo=[combos.index(c) for c in zip(runs["spec"], runs["mode"])],
+                      _kind=runs["kind"].map(KIND_ORDER))
+ordered = ordered.sort_values(["_combo", "_kind"], kind="stable")  # per run: texts, sequences, controls
 full = pd.DataFrame({
-    "Attractor": runs["id"].str.replace("control_shuffled_", "shuffled_").map(esc),
-    "Run": runs["spec"].map(lambda s: esc(short_labels.get(s, labels.get(s, s)))) + " " + runs["mode"],
-    "$k$/$m$": runs["k"].astype(str) + "/" + runs["m"].astype(str),
-    "P": runs["prefix_match_len"],
-    "TM": runs["token_match"].map("{:.3f}".format),
-    "Lev $d$": runs["levenshtein"],
-    "Lev sim": runs["lev_similarity"].map("{:.3f}".format),
-    "Char sim": runs["char_lev_similarity"].map("{:.3f}".format),
-    "Seed": runs["seed_score"].map("{:.3f}".format),
-    "zlib": runs["zlib_ratio"].map("{:.3f}".format),
-    "Gap": runs["min_top2_gap"].map("{:.1e}".format),
-    "Rules": rule_letters(runs),
+    "Attractor": ordered["id"].str.replace("control_shuffled_", "shuffled_").map(esc),
+    "Kind": ordered["kind"].map({"text": "text", "sequence": "seq", "control": "ctrl"}),
+    "Run": ordered["spec"].map(lambda s: esc(short_labels.get(s, names[s]))) + " " + ordered["mode"],
+    "$k$/$m$": ordered["k"].astype(str) + "/" + ordered["m"].astype(str),
+    "P": ordered["prefix_match_len"],
+    "TM": ordered["token_match"].map(lambda v: format_number(v, 3)),
+    "Lev $d$": ordered["levenshtein"],
+    "Lev sim": ordered["lev_similarity"].map(lambda v: format_number(v, 3)),
+    "Char sim": ordered["char_lev_similarity"].map(lambda v: format_number(v, 3)),
+    "Seed": ordered["seed_score"].map(lambda v: format_number(v, 3)),
+    "zlib": ordered["zlib_ratio"].map(lambda v: format_number(v, 3)),
+    "Gap": ordered["min_top2_gap"].map("{:.1e}".format),
+    "Rules": rule_letters(ordered),
 })
 full_caption = (
-    "Every memkit metric for every attractor, model and prompting mode (Run; greedy decoding, fp32). "
+    "Every memkit metric for every attractor, model and prompting mode (Run; greedy decoding, fp32), texts "
+    "first, then computed sequences (seq) and shuffled controls (ctrl). "
     "P longest matching prefix; TM Biderman score; Lev $d$ token edit distance and Lev sim $=1-d/m$; "
     "Char sim the same on characters; Seed the original study's blend; zlib compressed/raw bytes of the "
     "true suffix; Gap smallest top-1 minus top-2 logit gap along the greedy path (below $10^{-4}$ the argmax "
@@ -185,66 +192,19 @@ full_caption = (
 )
 with pd.option_context("styler.latex.environment", "longtable"):
     report.write_table(full, out / f"{NAME}_full.tex", source=NAME, caption=full_caption,
-                       label="tab:attractors-full", column_format="llrrrrrrrrrl", escape=False)
+                       label="tab:attractors-full", column_format="lllrrrrrrrrrl", escape=False)
 print("rows in the full table:", len(full), "| near-ties:", int(runs["near_tie"].sum()))
 
 # %% [markdown]
 # ## Numbers quoted in the paper
+#
+# `GemmaRawExactCount` counts all attractors, `GemmaRawTextsExactCount` the texts and
+# `GemmaRawSequencesExactCount` the computed sequences (n: `GemmaRawTextsN`, ...); controls are
+# `GemmaRawControl...`.
 
 # %%
-def fmt(x: float, digits: int = 2) -> str:
-    return f"{x:.{digits}f}"
-
-
-def id_list(frame: pd.DataFrame) -> str:
-    names = [f"\\texttt{{{esc(i)}}}" for i in frame["id"]]
-    return ", ".join(names) if names else "none"
-
-
-numbers = {
-    "NAttractors": int((~runs["is_control"]).sum() // len(combos)),
-    "NControls": int(runs["is_control"].sum() // len(combos)),
-    "NRecords": len(records), "NModels": len(models), "NCombos": len(combos),
-    "PrefixTokens": k, "SuffixTokens": m, "BidermanTokens": min(m, biderman_m), "LongPrefixTokens": long_prefix,
-    "NearVerbatimThreshold": "0.75", "SeedThreshold": "0.7",
-    "ShortIds": id_list(first[(first["k"] != k) | (first["m"] != m)]),
-    "ShortPrefixTokens": short_rows[0][0] if short_rows else k,
-    "ShortSuffixTokens": short_rows[0][1] if short_rows else m,
-    "NSeedAttractors": len(seed_ids),
-    "NSequence": int(first.loc[first["meta_category"] == "sequence"].shape[0]),
-    "NText": int(first.loc[~first["meta_category"].isin(["sequence", "control"])].shape[0]),
-}
-RULE_KEYS = {"mem_exact": "Exact", "mem_biderman": "Biderman", "mem_near_verbatim": "NearVerbatim", "mem_seed": "Seed"}
-for (spec, mode), srow, crow in zip(combos, summary.itertuples(), controls.itertuples()):
-    key = combo_key(spec, mode) + macro_key(mode)
-    part = runs[(runs["spec"] == spec) & (runs["mode"] == mode) & ~runs["is_control"]]
-    for rule, rule_key in RULE_KEYS.items():
-        numbers[f"{key}{rule_key}Count"] = getattr(srow, f"{rule}_count")
-        numbers[f"{key}{rule_key}List"] = id_list(part[part[rule]])
-    numbers[f"{key}AnyCount"] = srow.any_count
-    numbers[f"{key}LongPrefixCount"] = srow.long_prefix_count
-    long = part[part["prefix_match_len"] >= part["m"].clip(upper=long_prefix)]
-    numbers[f"{key}LongPrefixList"] = id_list(long)
-    text = part[part["meta_category"] != "sequence"]  # natural-language and code texts, no computed sequences
-    numbers[f"{key}TextLongPrefixCount"] = int(long["id"].isin(text["id"]).sum())
-    numbers[f"{key}TextLongPrefixList"] = id_list(long[long["id"].isin(text["id"])])
-    longest = text.loc[text["prefix_match_len"].idxmax()]
-    numbers[f"{key}TextMaxPrefix"] = int(longest["prefix_match_len"])
-    numbers[f"{key}TextMaxPrefixId"] = f"\\texttt{{{esc(longest['id'])}}}"
-    numbers[f"{key}TextMaxPrefixSeed"] = fmt(longest["seed_score"])
-    numbers[f"{key}TextMaxPrefixTokenMatch"] = fmt(longest["token_match"])
-    numbers[f"{key}MeanPrefix"] = fmt(srow.mean_prefix_match_len, 1)
-    numbers[f"{key}MaxPrefix"] = srow.max_prefix_match_len
-    numbers[f"{key}MaxSeed"] = fmt(srow.max_seed_score)
-    numbers[f"{key}MaxSeedSeven"] = fmt(srow.max_seed_score_seed_ids)
-    numbers[f"{key}MeanTokenMatch"] = fmt(part["token_match"].mean(), 3)
-    numbers[f"{key}ControlAnyCount"] = crow.any_count
-    numbers[f"{key}ControlMaxPrefix"] = crow.max_prefix_match_len
-    numbers[f"{key}Label"] = esc(labels.get(spec, spec))
-for model, group in lit.groupby("model", sort=False):
-    best = group.loc[group["seed_score"].idxmax()]
-    numbers[f"Lit{macro_key(model)}MaxSeed"] = fmt(best["seed_score"], 3)
-    numbers[f"Lit{macro_key(model)}Best"] = f"\\texttt{{{esc(best['attractor_id'])}}}"
-numbers["LitMaxSeed"] = fmt(lit["seed_score"].max(), 2)
+categories = {r["id"]: r["category"] for r in nb.read_records(attractors)}  # every record, also those not run
+numbers = attractor_numbers(runs, summary, lit, categories=categories, keys=keys, labels=names, k=k, m=m,
+                            biderman_m=biderman_m, long_prefix=long_prefix)
 report.write_macros(out / f"numbers_{NAME}.tex", numbers, source=NAME)
 pd.Series({name: numbers[name] for name in sorted(numbers) if "List" not in name}, dtype=str).to_frame("value")
