@@ -139,6 +139,11 @@ profile_summary = dynamics_runs.profile_summary(runs)
 profile_summary.drop(columns="number").round(3)
 
 # %%
+# memorized vs controls per model x action x observable: exact permutation tests, Holm over all rows
+profile_tests = dynamics_runs.profile_tests(runs)
+profile_tests.drop(columns="number").round(4)
+
+# %%
 fig, axes = plt.subplots(len(models), 2, figsize=(7.0, 2.0 * len(models) + 0.4), squeeze=False,
                          constrained_layout=True)
 STYLE = {"memorized": "-", "control": "--"}
@@ -173,6 +178,6 @@ plt.close(fig)
 
 # %%
 numbers = dynamics_runs.layers_numbers(runs, heat, layer_fits, profile_summary, keys=keys, kind=heatmap_kind, k=k,
-                                       m=m, alphas=alphas, model_alphas=model_alphas)
+                                       m=m, alphas=alphas, model_alphas=model_alphas, tests=profile_tests)
 report.write_macros(out / f"numbers_{NAME}.tex", numbers, source=NAME)
 pd.Series(numbers, dtype=str).sort_index().to_frame("value")
