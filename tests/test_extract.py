@@ -19,11 +19,11 @@ extract_module = importlib.import_module("memkit.core.extract")  # `memkit.extra
 
 K, M = 8, 12
 REQUIRED_COLUMNS = [
-    "id", "model", "mode", "k", "m", "exact_match", "token_match", "prefix_match_len", "levenshtein",
+    "id", "model", "mode", "k", "m", "exact_match", "token_match", "prefix_match_len", "lcs_len", "levenshtein",
     "lev_similarity", "near_verbatim", "char_lev_similarity", "seed_score", "seed_memorized", "zlib_ratio",
     "prefix_ids", "suffix_ids", "generated_ids", "generated_text", "suffix_text", "min_top2_gap", "near_tie",
 ]
-METRIC_COLUMNS = REQUIRED_COLUMNS[5:15]
+METRIC_COLUMNS = REQUIRED_COLUMNS[5:16]
 
 
 @pytest.fixture(scope="module")

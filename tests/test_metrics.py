@@ -15,6 +15,7 @@ from memkit.core.metrics import (
     char_lev_similarity,
     exact_match,
     lev_similarity,
+    longest_common_substring,
     prefix_match_len,
     score_continuation,
     seed_score,
@@ -183,7 +184,7 @@ def test_zlib_ratio_definition_and_empty_text():
 
 # -- all metrics of one continuation ------------------------------------------------------
 EXPECTED_KEYS = {
-    "exact_match", "token_match", "prefix_match_len", "levenshtein", "lev_similarity", "near_verbatim",
+    "exact_match", "token_match", "prefix_match_len", "lcs_len", "levenshtein", "lev_similarity", "near_verbatim",
     "char_lev_similarity", "seed_score", "seed_memorized", "zlib_ratio",
 }
 
@@ -194,6 +195,7 @@ def test_score_continuation_keys_and_values():
     assert row["exact_match"] is False
     assert row["token_match"] == 0.8
     assert row["prefix_match_len"] == 2
+    assert row["lcs_len"] == 2  # [1, 2] and [4, 5]
     assert row["levenshtein"] == 1
     assert row["lev_similarity"] == pytest.approx(0.8)
     assert row["near_verbatim"] is True
@@ -207,7 +209,8 @@ def test_score_continuation_keys_and_values():
 def test_score_continuation_perfect():
     row = score_continuation([7, 8, 9], (7, 8, 9), "abc def", "abc def")
     assert row == {
-        "exact_match": True, "token_match": 1.0, "prefix_match_len": 3, "levenshtein": 0, "lev_similarity": 1.0,
+        "exact_match": True, "token_match": 1.0, "prefix_match_len": 3, "lcs_len": 3, "levenshtein": 0,
+        "lev_similarity": 1.0,
         "near_verbatim": True, "char_lev_similarity": 1.0, "seed_score": pytest.approx(1.0), "seed_memorized": True,
         "zlib_ratio": zlib_ratio("abc def"),
     }
@@ -218,7 +221,7 @@ def test_score_continuation_only_scores_the_first_m_generated_tokens():
     row = score_continuation([1, 2, 3, 4, 99], [1, 2, 3, 4], "a", "a")
     assert row["exact_match"] is True
     assert row["levenshtein"] == 0 and row["lev_similarity"] == 1.0
-    assert row["token_match"] == 1.0 and row["prefix_match_len"] == 4
+    assert row["token_match"] == 1.0 and row["prefix_match_len"] == 4 and row["lcs_len"] == 4
 
 
 def test_score_continuation_short_generation():
@@ -228,3 +231,36 @@ def test_score_continuation_short_generation():
     assert row["prefix_match_len"] == 2
     assert row["levenshtein"] == 2 and row["lev_similarity"] == 0.5
     assert row["near_verbatim"] is False
+
+
+# -- longest common token substring (chat replies) ------------------------------------------
+def _brute_lcs(a, b):
+    best = 0
+    for i in range(len(a)):
+        for j in range(len(b)):
+            n = 0
+            while i + n < len(a) and j + n < len(b) and a[i + n] == b[j + n]:
+                n += 1
+            best = max(best, n)
+    return best
+
+
+def test_longest_common_substring_hand_computed():
+    suffix = [10, 11, 12, 13, 14, 15]
+    # a chat preamble shifts the recited text: nothing is position-aligned, yet 5 tokens are recited in a row
+    reply = [1, 2, 3, 10, 11, 12, 13, 14]
+    assert token_match(reply[:6], suffix) == 0 and prefix_match_len(reply, suffix) == 0
+    assert longest_common_substring(reply, suffix) == 5
+    assert longest_common_substring([10, 11, 99, 12, 13, 14], suffix) == 3  # a run, not a subsequence
+    assert longest_common_substring([], suffix) == 0 and longest_common_substring(suffix, []) == 0
+    # frequent tokens are not treated as junk (difflib's autojunk would skip tokens in > 1 % of a 200+ list)
+    long = [7] * 300 + [1]
+    assert longest_common_substring(long, [7] * 250) == 250
+
+
+def test_longest_common_substring_equals_brute_force():
+    rng = random.Random(0)
+    for _ in range(300):
+        a = [rng.randrange(4) for _ in range(rng.randrange(0, 15))]
+        b = [rng.randrange(4) for _ in range(rng.randrange(0, 15))]
+        assert longest_common_substring(a, b) == _brute_lcs(a, b) == longest_common_substring(b, a)

@@ -229,3 +229,30 @@ def test_read_jsonl_invalid_utf8_names_the_line(tmp_path):
     with pytest.raises(MemkitError, match="UTF-8") as info:
         read_jsonl(path)
     assert f"{path}:2:" in str(info.value)
+
+
+@pytest.mark.slow
+def test_chat_verbatim_mode_with_smollm2(smollm2):
+    """chat_verbatim: the same user turn as chat mode, after the verbatim instruction; same prefix and suffix."""
+    from memkit.core.samples import VERBATIM_INSTRUCTION, prompt_ids
+
+    tokenizer = smollm2.tokenizer
+    text = "We the People of the United States, in Order to form a more perfect Union, establish Justice, " \
+           "insure domestic Tranquility, provide for the common defence"
+    record = {"id": "preamble", "text": text}
+    (chat,) = make_samples(smollm2, [record], k=12, m=8, mode="chat")
+    (verbatim,) = make_samples(smollm2, [record], k=12, m=8, mode="chat_verbatim")
+    assert verbatim.mode == "chat_verbatim"
+    assert (verbatim.prefix_ids, verbatim.suffix_ids) == (chat.prefix_ids, chat.suffix_ids)
+    prompt_text = tokenizer.decode(list(verbatim.prompt_ids))
+    user_text = tokenizer.decode(list(verbatim.prefix_ids))
+    assert "<|im_start|>user\n" + VERBATIM_INSTRUCTION + user_text in prompt_text
+    assert prompt_text.endswith("<|im_start|>assistant\n")
+    assert list(verbatim.prompt_ids) == prompt_ids(tokenizer, verbatim.prefix_ids, "chat_verbatim")
+
+
+def test_chat_verbatim_on_base_model_is_an_error(tiny_lm):
+    with pytest.raises(MemkitError, match="mode 'chat_verbatim' needs a model with a chat template"):
+        make_samples(tiny_lm, [BASE_TEXT], k=8, m=8, mode="chat_verbatim")
+    with pytest.raises(MemkitError, match="unknown mode 'verbatim'; choose one of raw, chat, chat_verbatim"):
+        make_samples(tiny_lm, [BASE_TEXT], k=8, m=8, mode="verbatim")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .args import add_io_args, add_model_args, emit, guard_output, head_list, load, read_text_file
+from .args import (PROMPT_MODES, PROMPT_MODES_HELP, add_io_args, add_model_args, emit, guard_output, head_list, load,
+                   read_text_file)
 
 
 def register(sub) -> None:
@@ -15,7 +16,7 @@ def register(sub) -> None:
     add_model_args(parser)
     add_io_args(parser, m_default=32)
     parser.add_argument("--mode", choices=("zero", "mean"), default="zero", help="ablation: zero or mean (default zero)")
-    parser.add_argument("--prompt", choices=("raw", "chat"), default="raw", help="prompt mode (default raw)")
+    parser.add_argument("--prompt", choices=PROMPT_MODES, default="raw", help="prompt mode: " + PROMPT_MODES_HELP)
     parser.add_argument("--heads", type=head_list, help="only these heads, LAYER:HEAD,... (default: every head)")
     parser.add_argument("--mean-text", type=Path,
                         help="text file for the head means of --mode mean (default: Python's pydoc topics)")

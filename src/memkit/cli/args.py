@@ -15,7 +15,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..core.samples import MODES
 from ..errors import MemkitError
+
+#: Prompt modes (memkit.core.samples.MODES; that module is torch-free, so the parser may import it).
+PROMPT_MODES = MODES
+PROMPT_MODES_HELP = ("raw: prefix as-is (default); chat: prefix as a user message via the chat template; "
+                     "chat_verbatim: the same after an instruction to continue the text verbatim")
 
 
 class StdoutError(MemkitError):
@@ -112,8 +118,7 @@ def add_io_args(parser: argparse.ArgumentParser, m_default: int = 64) -> None:
 
 def add_sample_args(parser: argparse.ArgumentParser) -> None:
     add_io_args(parser)
-    parser.add_argument("--mode", choices=("raw", "chat"), default="raw",
-                        help="raw: prefix as-is; chat: prefix as a user message via the chat template")
+    parser.add_argument("--mode", choices=PROMPT_MODES, default="raw", help=PROMPT_MODES_HELP)
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import MemkitError
-from .args import add_model_args, check_writable_dir, emit, fraction, load, non_negative_int, positive_int
+from .args import (PROMPT_MODES, PROMPT_MODES_HELP, add_model_args, check_writable_dir, emit, fraction, load,
+                   non_negative_int, positive_int)
 
 #: Kept here (not imported from memkit.census) so `--help` and usage errors never import torch or pandas.
 SOURCE_NAMES = ("kjv-famous", "kjv", "licenses", "stdlib", "attractors")
@@ -46,8 +47,7 @@ def register(sub) -> None:
                              "at least --recall-min)")
     parser.add_argument("--recall-min", type=non_negative_int, default=200, help="at least this many (default 200)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the window and recall samples")
-    parser.add_argument("--mode", choices=("raw", "chat"), default="raw",
-                        help="raw: prefix as-is (default); chat: prefix as a user message via the chat template")
+    parser.add_argument("--mode", choices=PROMPT_MODES, default="raw", help=PROMPT_MODES_HELP)
     parser.add_argument("--windows-from", type=Path,
                         help="reuse the window texts of an earlier census folder (e.g. another model's) "
                              "instead of cutting the sources with this model's tokenizer")

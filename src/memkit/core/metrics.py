@@ -6,6 +6,10 @@ Token-level metrics follow the literature exactly:
 - `prefix_match_len` number of leading tokens equal.
 - `levenshtein`      token-level edit distance d (Duan et al. 2025); `lev_similarity` = 1 - d/m.
 - `near_verbatim`    lev_similarity >= 0.75 (Merullo et al. 2025).
+- `lcs_len`          longest common token substring: the longest run of consecutive suffix tokens that
+                     appears anywhere in the continuation. Position-free, so a chat reply that recites
+                     the text after a preamble ("Sure! Here is the rest:") is credited, which the
+                     position-aligned metrics above cannot do.
 Text-level metrics: `char_lev_similarity` on decoded strings, the original study's blended
 `seed_score` (kept only for comparability; threshold 0.7) and the zlib complexity ratio.
 Edit distances come from the `Levenshtein` package (C implementation), not hand-written.
@@ -13,6 +17,7 @@ Edit distances come from the `Levenshtein` package (C implementation), not hand-
 
 from __future__ import annotations
 
+import difflib
 import zlib
 from typing import Sequence
 
@@ -48,6 +53,14 @@ def exact_match(generated: Sequence[int], reference: Sequence[int]) -> bool:
 def token_levenshtein(generated: Sequence[int], reference: Sequence[int]) -> int:
     """Edit distance between two token-id sequences (insertions, deletions, substitutions)."""
     return Levenshtein.distance(list(generated), list(reference))
+
+
+def longest_common_substring(generated: Sequence[int], reference: Sequence[int]) -> int:
+    """Length of the longest run of consecutive `reference` tokens found anywhere in `generated`
+    (difflib's longest matching block, autojunk off so frequent tokens are not skipped)."""
+    generated, reference = list(generated), list(reference)
+    matcher = difflib.SequenceMatcher(None, generated, reference, autojunk=False)
+    return matcher.find_longest_match(0, len(generated), 0, len(reference)).size
 
 
 def lev_similarity(distance: int, m: int) -> float:
@@ -109,6 +122,7 @@ def score_continuation(
         "exact_match": exact_match(generated_ids, suffix_ids),
         "token_match": token_match(generated_ids, suffix_ids),
         "prefix_match_len": prefix_match_len(generated_ids, suffix_ids),
+        "lcs_len": longest_common_substring(generated_ids, suffix_ids),
         "levenshtein": distance,
         "lev_similarity": similarity,
         "near_verbatim": similarity >= NEAR_VERBATIM_THRESHOLD,

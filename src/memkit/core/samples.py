@@ -8,7 +8,9 @@ used whole, the suffix cut to m tokens) or, already tokenized, `{"id", "prefix_i
 "suffix_ids"}` (lists of token ids, used like prefix/suffix). Mode `raw` feeds the prefix
 as-is (after the tokenizer's own leading special tokens, e.g. Gemma's <bos>); mode `chat`
 sends the prefix text as one user message through the model's chat template, as the
-original study did. Large inputs are read lazily by `memkit.core.sources`.
+original study did; mode `chat_verbatim` sends the same message after an explicit
+instruction to continue the text verbatim (`VERBATIM_INSTRUCTION`), so a chat model that
+could recite is asked to. Large inputs are read lazily by `memkit.core.sources`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from typing import Iterable, Iterator, Sequence
 
 from ..errors import MemkitError
 
-MODES = ("raw", "chat")
+MODES = ("raw", "chat", "chat_verbatim")
+#: What mode `chat_verbatim` puts before the prefix text in the user turn.
+VERBATIM_INSTRUCTION = ("Continue the following text verbatim, word for word, exactly as it appears in the "
+                        "original. Reply with the continuation only.\n\n")
 
 
 @dataclass(frozen=True)
@@ -166,16 +171,31 @@ def leading_special_ids(tokenizer) -> list[int]:
     return list(tokenizer("", add_special_tokens=True)["input_ids"])
 
 
-def chat_prompt_ids(tokenizer, user_text: str) -> list[int]:
+def chat_prompt_ids(tokenizer, user_text: str, mode: str = "chat") -> list[int]:
     """Token ids of `user_text` sent as one user turn through the chat template."""
     if getattr(tokenizer, "chat_template", None) is None:
-        raise MemkitError("mode 'chat' needs a model with a chat template; this is a base model (use --mode raw)")
+        raise MemkitError(f"mode {mode!r} needs a model with a chat template; this is a base model (use --mode raw)")
     ids = tokenizer.apply_chat_template(
         [{"role": "user", "content": user_text}], add_generation_prompt=True, tokenize=True
     )
     if isinstance(ids, dict) or hasattr(ids, "keys"):
         ids = ids["input_ids"]
     return [int(i) for i in ids]
+
+
+def prompt_ids(tokenizer, prefix_ids: Sequence[int], mode: str = "raw",
+               leading: Sequence[int] | None = None) -> list[int]:
+    """What the model sees for a prefix in `mode` (the one place that knows the modes).
+
+    `leading`: the tokenizer's leading special ids for raw mode, when the caller has them.
+    """
+    if mode == "raw":
+        return list(leading_special_ids(tokenizer) if leading is None else leading) + list(prefix_ids)
+    if mode == "chat":
+        return chat_prompt_ids(tokenizer, tokenizer.decode(list(prefix_ids)), mode)
+    if mode == "chat_verbatim":
+        return chat_prompt_ids(tokenizer, VERBATIM_INSTRUCTION + tokenizer.decode(list(prefix_ids)), mode)
+    raise MemkitError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
 
 
 def _encode(tokenizer, text: str) -> list[int]:
@@ -206,12 +226,7 @@ def make_sample(tokenizer, record: dict, k: int = 32, m: int = 64, mode: str = "
         if len(suffix) < m:
             raise MemkitError(f"sample {sid!r}: suffix has {len(suffix)} tokens, fewer than m = {m}")
         suffix = suffix[:m]
-    if mode == "raw":
-        prompt = list(leading_special_ids(tokenizer) if leading is None else leading) + prefix
-    elif mode == "chat":
-        prompt = chat_prompt_ids(tokenizer, tokenizer.decode(prefix))
-    else:
-        raise MemkitError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    prompt = prompt_ids(tokenizer, prefix, mode, leading)
     return Sample(sid, tuple(prefix), tuple(suffix), tuple(prompt), mode, record_meta(record))
 
 

@@ -46,7 +46,7 @@ import torch
 
 from ..core.arch import d_model, decoder_layers
 from ..core.hooks import record_residuals, residual_edit
-from ..core.samples import Sample, chat_prompt_ids, leading_special_ids
+from ..core.samples import Sample, leading_special_ids, prompt_ids
 from ..errors import MemkitError
 from .action_kinds import EMBEDDING_KINDS, FAMILIES, KINDS, LOGIT_KINDS, SHOCK_KINDS, TOKEN_KINDS  # noqa: F401 (re-exported)
 
@@ -162,10 +162,7 @@ def apply_token_action(tokenizer, sample: Sample, action: Action) -> Sample:
     new_prefix = perturb_prefix(tokenizer, sample.prefix_ids, action)
     if new_prefix == list(sample.prefix_ids):
         return sample
-    if sample.mode == "chat":
-        prompt = chat_prompt_ids(tokenizer, tokenizer.decode(new_prefix))
-    else:
-        prompt = leading_special_ids(tokenizer) + new_prefix
+    prompt = prompt_ids(tokenizer, new_prefix, sample.mode)
     return replace(sample, prompt_ids=tuple(prompt), meta={**sample.meta, "perturbed_prefix": new_prefix})
 
 
