@@ -89,3 +89,22 @@ def test_editing_numbers():
     assert (numbers["ZooEditBaseLevelZero"], numbers["ZooEditBaseLevelTwo"]) == ("0.00", "1.00")
     assert "PEditBaseLevelZero" not in numbers  # levels only for organisms
     assert (numbers["EditNModels"], numbers["EditNKfacBeats"]) == (2, 1)
+
+
+def test_a_model_that_recites_nothing_keeps_its_rows():
+    """A cold build once trained an organism that recited no canary: its curve must stay, with NaN memorization."""
+    runs = _runs()
+    runs.runs.loc[runs.runs["id"] == "d", "token_match"] = 0.5  # the organism's only recited canary is gone
+    curves, recited = editing_runs.memorization_curves(runs, threshold=0.9)
+    zoo = curves[curves["spec"] == ZOO]
+    assert len(zoo) == 1 and math.isnan(zoo["biderman"].iloc[0]) and zoo["n_recited"].tolist() == [0]
+    assert curves.loc[curves["spec"] == "p", "n_recited"].unique().tolist() == [1]
+    budget, _ = editing_runs.equal_perplexity(curves, runs.specs, ["kfac", "magnitude"], ppl_budget=0.5)
+    assert budget.set_index(["spec", "method"]).loc[(ZOO, "kfac"), "n_within"] == 0
+    numbers = editing_runs.editing_numbers(runs, curves, recited, editing_runs.level_scores(runs), budget,
+                                           pd.DataFrame(columns=["spec", "kfac", "magnitude"]),
+                                           keys={"p": "P", ZOO: "Zoo"}, methods=["kfac", "magnitude"],
+                                           settings=dict(k=32, m=32, ppl_budget=0.5, labels_kind="true",
+                                                         fit_windows=24, seq_len=128))
+    assert numbers["ZooEditNRecited"] == 0 and numbers["ZooEditKfacBeats"].startswith("n/a")
+    assert numbers["ZooEditBaseMem"] == "--" and numbers["EditNKfacBeats"] == 1

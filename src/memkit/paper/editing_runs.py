@@ -121,7 +121,8 @@ def memorization_curves(runs: EditingRuns, *, threshold: float) -> tuple[pd.Data
     """Per model x edit: perplexity, its ratio to the unedited model, and the memorization of the recited samples.
 
     Recited: (spec, id) pairs whose unedited Biderman score is at least `threshold`; `biderman`
-    and `exact` are their mean Biderman score and exact-match rate under each edit.
+    and `exact` are their mean Biderman score and exact-match rate under each edit (NaN for a model
+    that recites nothing: it keeps its perplexity rows, and `n_recited` says 0).
     """
     frame = runs.runs
     clean = frame[frame["method"] == "none"]
@@ -130,7 +131,8 @@ def memorization_curves(runs: EditingRuns, *, threshold: float) -> tuple[pd.Data
     memorized = frame[[(s, i) in recited for s, i in zip(frame["spec"], frame["id"])]]
     mem = (memorized.groupby(["spec", "method", "keep_mass"], sort=False)
            .agg(biderman=("token_match", "mean"), exact=("exact_match", "mean")).reset_index())
-    curves = runs.edits.merge(mem, on=["spec", "method", "keep_mass"])
+    curves = runs.edits.merge(mem, on=["spec", "method", "keep_mass"], how="left")
+    curves["n_recited"] = curves["spec"].map(pd.Series([s for s, _ in recited]).value_counts()).fillna(0).astype(int)
     base = curves[curves["method"] == "none"].set_index("spec")
     curves["ppl_ratio"] = curves["ppl"] / curves["spec"].map(base["ppl"])
     return curves, recited
@@ -167,7 +169,7 @@ def equal_perplexity(curves: pd.DataFrame, specs: Sequence[str], methods: Sequen
         unedited = unedited_rows.iloc[0]
         for method in methods:
             within = part[(part["method"] == method) & (part["ppl_ratio"] <= 1 + ppl_budget)]
-            best = within.loc[within["biderman"].idxmin()] if len(within) else None
+            best = within.loc[within["biderman"].idxmin()] if within["biderman"].notna().any() else None
             budget_rows.append({"spec": spec, "method": method, "n_within": len(within),
                                 "best_biderman": best["biderman"] if best is not None else unedited["biderman"],
                                 "best_keep": best["keep_mass"] if best is not None else 1.0,
@@ -214,8 +216,9 @@ def editing_numbers(runs: EditingRuns, curves: pd.DataFrame, recited: set[tuple[
             numbers[f"{key}Edit{mkey}BestPplRatio"] = format_number(rows.loc[method, "best_ppl_ratio"])
         if "kfac" in methods and baselines:
             beat = rows.loc["kfac", "best_biderman"] < min(rows.loc[b, "best_biderman"] for b in baselines)
-            numbers[f"{key}EditKfacBeats"] = "yes" if beat else "no"
-            wins.append(beat)
+            recites = numbers[f"{key}EditNRecited"] > 0
+            numbers[f"{key}EditKfacBeats"] = ("yes" if beat else "no") if recites else "n/a (nothing recited)"
+            wins.append(bool(beat) and recites)
             cmp = compare[compare["spec"] == spec]
             for baseline in baselines:
                 valid = cmp.dropna(subset=[baseline])
