@@ -35,7 +35,7 @@ models = ["gemma-3-270m", "smollm2-135m-instruct"]  # model specs (embedded name
 labels = {"gemma-3-270m": "Gemma-3-270M", "smollm2-135m-instruct": "SmolLM2-135M-Instruct"}
 short_labels = {"gemma-3-270m": "Gemma", "smollm2-135m-instruct": "SmolLM2"}  # appendix table
 macro_names = {"gemma-3-270m": "Gemma", "smollm2-135m-instruct": "Smol"}  # letters only
-modes = ["raw", "chat"]  # chat only runs for models with a chat template
+modes = ["raw", "chat", "chat_verbatim"]  # chat modes only run for models with a chat template
 attractors = "data/attractors.jsonl"
 ids = ["harry_potter", "lorem_ipsum", "counting", "us_constitution", "genesis_1", "html_doctype",
        "control_shuffled_genesis_1", "control_shuffled_pi_digits"]  # None = every record
@@ -89,7 +89,7 @@ print(len(records), "records;", len(combos), "model x mode combinations:", [comb
 # %%
 summary = summarize_by_kind(runs, long_prefix=long_prefix, seed_ids=seed_ids)
 show = ["spec", "mode", "kind", "n", "mem_exact_count", "mem_biderman_count", "mem_near_verbatim_count",
-        "mem_seed_count", "any_count", "long_prefix_count", "mean_prefix_match_len", "max_prefix_match_len",
+        "mem_seed_count", "any_count", "contains_suffix_count", "max_lcs_len", "long_prefix_count", "mean_prefix_match_len", "max_prefix_match_len",
         "max_seed_score", "max_seed_score_seed_ids"]
 summary[show].round(3)
 
@@ -140,13 +140,16 @@ short_note = " ".join(
     f"$^\\dagger$Too short for $k+m$ tokens: run with $k={kk}$, $m={mm}$." for kk, mm in short_rows)
 caption = (
     f"Attractor validation: greedy extraction with a prefix of $k={k}$ tokens, compared with the true next "
-    f"$m={m}$ tokens, for every embedded model and prompting mode (raw text; chat template where the model "
-    f"has one). Kind (number of records): natural-language and code texts, which a model can only recite; "
-    f"computed sequences, which it can also reconstruct by rule; shuffled controls. "
+    f"$m={m}$ tokens, for every embedded model and prompting mode (raw text; where the model has a chat "
+    f"template, chat: the prefix as the user message, and chat\\_verbatim: the same with an instruction to "
+    f"continue the text verbatim). Kind (number of records): natural-language and code texts, which a "
+    f"model can only recite; computed sequences, which it can also reconstruct by rule; shuffled controls. "
     f"P: longest matching prefix (tokens); TM: Biderman score (fraction of the $m$ positions "
     f"reproduced); Seed: the original study's blended score. Rules that call the row memorized: "
     f"E exact match of all $m$ tokens (Carlini); B Biderman score $=1$ on the first {min(m, biderman_m)} tokens; "
-    f"N near-verbatim (token Levenshtein similarity $\\geq 0.75$); S seed score $\\geq 0.7$; -- none. "
+    f"N near-verbatim (token Levenshtein similarity $\\geq 0.75$); S seed score $\\geq 0.7$; "
+    f"C, position-free: the reply contains {min(m, biderman_m)} consecutive suffix tokens anywhere "
+    f"(longest common token substring; not counted as a rule); -- none. "
     f"{short_note} Literature columns: seed scores quoted from the original study (chat API, instruction-tuned "
     f"models, shorter prompts and reference texts), not measured here. Cat.: category "
     f"(shuffled\\_* are controls). Every metric is in Table~\\ref{{tab:attractors-full}}. "

@@ -12,7 +12,7 @@ def _frame():
         "id": ["a", "b", "c"], "model": "m", "mode": "raw", "n_params": 100, "is_instruct": False, "m": 64,
         "exact_match": [True, False, False], "prefix_match_len": [64, 40, 3],
         "near_verbatim": [True, True, False], "seed_memorized": [True, False, False],
-        "seed_score": [1.0, 0.5, 0.1],
+        "seed_score": [1.0, 0.5, 0.1], "lcs_len": [64, 40, 35],  # c: the suffix sits later in the reply
     })
 
 
@@ -22,14 +22,17 @@ def test_verdicts_follow_each_rule():
     assert frame["mem_biderman"].tolist() == [True, True, False]  # 40 >= 32 leading tokens
     assert frame["mem_near_verbatim"].tolist() == [True, True, False]
     assert frame["mem_seed"].tolist() == [True, False, False]
-    assert rule_letters(frame).tolist() == ["EBNS", "BN", "--"]
+    assert frame["contains_suffix"].tolist() == [True, True, True]  # 35 >= 32 consecutive tokens anywhere
+    assert rule_letters(frame).tolist() == ["EBNSC", "BNC", "C"]
+    assert rule_letters(frame.assign(contains_suffix=False)).tolist() == ["EBNS", "BN", "--"]
 
 
 def test_summary_counts_and_rates():
     row = summarize(add_verdicts(_frame()), long_prefix=16, seed_ids=["b", "c"]).iloc[0]
     assert row["n"] == 3 and row["mem_exact_count"] == 1 and row["mem_biderman_count"] == 2
     assert row["mem_exact_rate"] == pytest.approx(1 / 3)
-    assert row["any_count"] == 2 and row["long_prefix_count"] == 2
+    assert row["any_count"] == 2 and row["long_prefix_count"] == 2  # C is not one of the rules
+    assert row["contains_suffix_count"] == 3 and row["max_lcs_len"] == 64
     assert row["max_seed_score"] == 1.0 and row["max_seed_score_seed_ids"] == 0.5
 
 

@@ -142,9 +142,9 @@ def verdict_frame() -> pd.DataFrame:
         "id": ["poem", "count", "pi", "ctrl_poem"], "meta_category": ["poetry", "sequence", "sequence", "control"],
         "k": 32, "m": 64, "prefix_match_len": [20, 64, 2, 1], "exact_match": [False, True, False, False],
         "near_verbatim": [True, True, False, False], "seed_memorized": [False, True, False, False],
-        "seed_score": [0.3, 1.0, 0.1, 0.05], "token_match": [0.5, 1.0, 0.1, 0.02]})
+        "seed_score": [0.3, 1.0, 0.1, 0.05], "token_match": [0.5, 1.0, 0.1, 0.02], "lcs_len": [20, 64, 2, 1]})
     chat = base.assign(prefix_match_len=0, exact_match=False, near_verbatim=False, seed_memorized=False,
-                       seed_score=[0.02, 0.01, 0.0, 0.0], token_match=0.0)
+                       seed_score=[0.02, 0.01, 0.0, 0.0], token_match=0.0, lcs_len=[3, 40, 0, 0])
     frame = pd.concat([base.assign(mode="raw"), chat.assign(mode="chat")], ignore_index=True)
     frame = frame.assign(spec="m-1", model="m-1", n_params=100, is_instruct=True)
     return add_kind(add_verdicts(frame, biderman_m=32))
@@ -194,6 +194,9 @@ def test_attractor_numbers_split_every_count():
         "MoRawMaxPrefix": 64, "MoRawMaxSeedSeven": "1.00", "MoRawAnyCount": 2, "MoRawControlN": 1,
         "MoRawControlAnyCount": 0, "MoRawControlMaxPrefix": 1, "MoRawLabel": "M\\_1",
         "MoChatAnyCount": 0, "MoChatTextsAnyCount": 0, "MoChatSequencesAnyCount": 0, "MoChatTextsMaxSeed": "0.02",
+        # position-free: the chat reply holds 40 consecutive tokens of `count` after a preamble
+        "MoChatContainsCount": 1, "MoChatSequencesContainsList": "\\texttt{count}", "MoChatTextsContainsCount": 0,
+        "MoChatMaxLcs": 40, "MoChatMaxLcsId": "\\texttt{count}", "MoChatTextsMaxLcs": 3, "MoRawContainsCount": 1,
         "LitMaxSeed": "0.20", "LitTextsMaxSeed": "0.08", "LitSequencesMaxSeed": "0.20",
         "LitLEightBMaxSeed": "0.120", "LitLEightBBest": "\\texttt{count}",
         "LitLEightBTextsMaxSeed": "0.010", "LitLEightBTextsBest": "\\texttt{poem}",
@@ -203,7 +206,7 @@ def test_attractor_numbers_split_every_count():
     # every per-combination count exists for all attractors, texts and sequences
     for infix in ("", "Texts", "Sequences"):
         for name in ("N", "ExactCount", "BidermanCount", "NearVerbatimCount", "SeedCount", "AnyCount",
-                     "LongPrefixCount", "MeanPrefix", "MaxSeed", "MeanTokenMatch"):
+                     "LongPrefixCount", "MeanPrefix", "MaxSeed", "MeanTokenMatch", "ContainsCount", "MaxLcs"):
             assert f"MoChat{infix}{name}" in numbers
 
 
@@ -216,4 +219,5 @@ def test_attractor_numbers_without_sequences_say_so():
                                 keys={"m-1": "Mo"}, labels={}, k=32, m=64, biderman_m=32, long_prefix=16)
     assert numbers["MoRawSequencesN"] == 0 and numbers["MoRawSequencesExactList"] == "none"
     assert numbers["MoRawSequencesMaxPrefix"] == "--" and numbers["MoRawSequencesMeanTokenMatch"] == "--"
+    assert numbers["MoRawSequencesMaxLcs"] == "--" and numbers["MoRawSequencesContainsCount"] == 0
     assert numbers["LitSequencesMaxSeed"] == "--" and numbers["NSequences"] == 0

@@ -111,8 +111,13 @@ def add_verdicts(frame: pd.DataFrame, biderman_m: int = 32) -> pd.DataFrame:
     greedy decoding the first 32 tokens of a longer continuation are the same tokens, so it
     is "the longest matching prefix covers min(m, biderman_m) tokens". With m <= biderman_m
     it coincides with exact match.
+
+    `contains_suffix` (not one of `RULES`, so not in "any rule"): the continuation contains
+    min(m, biderman_m) consecutive suffix tokens *anywhere* (`lcs_len`), the position-free check
+    that judges a chat reply fairly when it opens with a preamble ("Sure, here it is: ...").
     """
     return frame.assign(
+        contains_suffix=frame["lcs_len"] >= frame["m"].clip(upper=biderman_m),
         mem_exact=frame["exact_match"].astype(bool),
         mem_biderman=frame["prefix_match_len"] >= frame["m"].clip(upper=biderman_m),
         mem_near_verbatim=frame["near_verbatim"].astype(bool),
@@ -121,11 +126,15 @@ def add_verdicts(frame: pd.DataFrame, biderman_m: int = 32) -> pd.DataFrame:
 
 
 #: One letter per rule, in the order used by `rule_letters` (table legends use the same letters).
-RULE_LETTERS: dict[str, str] = {"mem_exact": "E", "mem_biderman": "B", "mem_near_verbatim": "N", "mem_seed": "S"}
+RULE_LETTERS: dict[str, str] = {"mem_exact": "E", "mem_biderman": "B", "mem_near_verbatim": "N", "mem_seed": "S",
+                                "contains_suffix": "C"}
 
 
 def rule_letters(frame: pd.DataFrame, none: str = "--") -> pd.Series:
-    """A compact verdict per row: the letters of the rules that call it memorized (e.g. "EBNS")."""
+    """A compact verdict per row: the letters of the rules that call it memorized (e.g. "EBNSC").
+
+    C (`contains_suffix`) is the position-free check of `add_verdicts`, listed with the rules.
+    """
     letters = pd.Series("", index=frame.index)
     for column, letter in RULE_LETTERS.items():
         letters = letters + frame[column].map({True: letter, False: ""})
@@ -154,7 +163,8 @@ def summarize(frame: pd.DataFrame, long_prefix: int = 16, seed_ids: Sequence[str
 
     Columns: `spec` (when the frame has it), `model`, `mode`, the `by` columns, `n_params`,
     `is_instruct`, `n` (rows), one `<rule>_count` and `<rule>_rate` per rule in `RULES`,
-    `any_count` (memorized under at least one rule), `max_seed_score`,
+    `any_count` (memorized under at least one rule), `contains_suffix_count` and `max_lcs_len`
+    (the position-free check of `add_verdicts`), `max_seed_score`,
     `max_seed_score_seed_ids` (over `seed_ids` only, NaN when none is given), the mean and
     maximum `prefix_match_len`, and `long_prefix_count` (rows whose first `long_prefix`
     suffix tokens are reproduced). Filter the frame first (e.g. attractors vs controls), or
@@ -171,6 +181,8 @@ def summarize(frame: pd.DataFrame, long_prefix: int = 16, seed_ids: Sequence[str
             row[f"{column}_count"] = int(group[column].sum())
             row[f"{column}_rate"] = float(group[column].mean())
         row["any_count"] = int(group[list(RULES)].any(axis=1).sum())
+        row["contains_suffix_count"] = int(group["contains_suffix"].sum())
+        row["max_lcs_len"] = int(group["lcs_len"].max())
         row["max_seed_score"] = float(group["seed_score"].max())
         chosen = group[group["id"].isin(list(seed_ids))] if seed_ids is not None else group.iloc[:0]
         row["max_seed_score_seed_ids"] = float(chosen["seed_score"].max()) if len(chosen) else float("nan")
@@ -222,11 +234,13 @@ def _kind_numbers(part: pd.DataFrame, row: pd.Series | None, prefix: str, *, lon
         numbers[f"{prefix}{rule_key}Count"] = int(part[rule].sum())
         numbers[f"{prefix}{rule_key}List"] = _id_list(part.loc[part[rule], "id"])
     numbers[f"{prefix}AnyCount"] = int(part[list(RULES)].any(axis=1).sum())
+    numbers[f"{prefix}ContainsCount"] = int(part["contains_suffix"].sum())
+    numbers[f"{prefix}ContainsList"] = _id_list(part.loc[part["contains_suffix"], "id"])
     numbers[f"{prefix}LongPrefixCount"] = len(long)
     numbers[f"{prefix}LongPrefixList"] = _id_list(long["id"])
     if part.empty:
         for name in ("MaxPrefix", "MaxPrefixId", "MaxPrefixSeed", "MaxPrefixTokenMatch", "MeanPrefix", "MaxSeed",
-                     "MaxSeedSeven", "MeanTokenMatch"):
+                     "MaxSeedSeven", "MeanTokenMatch", "MaxLcs", "MaxLcsId"):
             numbers[prefix + name] = "--"
         return numbers
     longest = part.loc[part["prefix_match_len"].idxmax()]
@@ -238,6 +252,9 @@ def _kind_numbers(part: pd.DataFrame, row: pd.Series | None, prefix: str, *, lon
     numbers[f"{prefix}MaxSeed"] = format_number(row["max_seed_score"])
     numbers[f"{prefix}MaxSeedSeven"] = format_number(row["max_seed_score_seed_ids"])
     numbers[f"{prefix}MeanTokenMatch"] = format_number(part["token_match"].mean(), 3)
+    widest = part.loc[part["lcs_len"].idxmax()]
+    numbers[f"{prefix}MaxLcs"] = int(widest["lcs_len"])
+    numbers[f"{prefix}MaxLcsId"] = f"\\texttt{{{latex_escape(widest['id'])}}}"
     return numbers
 
 
