@@ -5,6 +5,12 @@
 - `report`       every LaTeX / format helper: figures, booktabs tables, macros, number formats
 - `tokens`       per-token view of one continuation (the explore notebook)
 - `bench`        extraction benchmark: HF generate vs memkit vs the teacher-forced floor
+- `nb`           notebook setup and shared helpers (labels, macro keys, records)
+- `*_runs`       one experiment driver per notebook: `census_runs` (tab_census), `dynamics_runs`
+                 (fig_phase, fig_layers), `shock_runs` (tab_shock), `organism_runs` (the zoo figures),
+                 `scale_runs` (fig_scale), `lens_runs`, `heads_runs`, `editing_runs` (mechanisms),
+                 with `mechanism_models` (which models they run) and `provenance` (the appendix stamp)
+- `token_html`   coloured continuation of the explore notebook
 
 May import every analysis package (`core`, `dynamics`, `organisms`, `mechanisms`, `mia`);
 only the notebooks and the command line build on it. Importing this package imports nothing.
