@@ -32,13 +32,14 @@ models = ["smollm2-135m-instruct"]  # model specs
 labels = {"gemma-3-270m": "Gemma-3-270M", "smollm2-135m-instruct": "SmolLM2-135M-Instruct"}
 macro_names = {"gemma-3-270m": "Gemma", "smollm2-135m-instruct": "Smol"}  # letters only
 attractors = "data/attractors.jsonl"
-ids = ["counting", "days_months", "control_shuffled_genesis_1", "control_shuffled_pi_digits"]  # None: every record
+ids = ["counting", "days_months", "lorem_ipsum", "genesis_1", "gettysburg_address"]  # None: every record
 k = 32
 m = 8
 clean_m = 8  # suffix length of the clean runs that select the memorized samples (at least m)
 threshold = 0.9
 max_memorized = 2
-max_controls = 2
+max_controls = 2  # shuffled-text controls; matched controls: one per memorized sample
+controls = "matched"  # "matched": natural texts matched on confidence; "shuffled": the shuffled-word records
 heatmap_kind = "embed_random"  # an embedding kind without a learned direction (embed_random / embed_noise)
 n_layers_shown = 2  # layers evenly spaced over 0..n_layers-1 (None: every layer)
 alphas = [0, 0.5, 2]  # multiples of the mean hidden-state norm at the layer
@@ -54,6 +55,7 @@ out_dir = "build/smoke/fig_layers"
 
 # %%
 from memkit.paper import nb
+from memkit.paper.controls import control_numbers
 
 out = nb.setup(out_dir, threads=threads)  # quiet, matplotlib Agg, torch threads, output folder
 
@@ -79,7 +81,7 @@ runs = dynamics_runs.layer_runs(models, nb.read_records(attractors, ids=ids), k=
                                 threshold=threshold, max_memorized=max_memorized, max_controls=max_controls,
                                 kind=heatmap_kind, n_layers_shown=n_layers_shown, alphas=alphas,
                                 model_alphas=model_alphas, seeds=seeds, profile_actions=profile_actions,
-                                batch_size=batch_size)
+                                batch_size=batch_size, controls=controls)
 runs.selection.round(3)
 
 # %% [markdown]
@@ -179,5 +181,6 @@ plt.close(fig)
 # %%
 numbers = dynamics_runs.layers_numbers(runs, heat, layer_fits, profile_summary, keys=keys, kind=heatmap_kind, k=k,
                                        m=m, alphas=alphas, model_alphas=model_alphas, tests=profile_tests)
+numbers.update(control_numbers(runs.confidence, controls, keys=keys, prefix="Layers"))
 report.write_macros(out / f"numbers_{NAME}.tex", numbers, source=NAME)
 pd.Series(numbers, dtype=str).sort_index().to_frame("value")

@@ -18,7 +18,7 @@
 #
 # For every action kind (token, embedding and logit level; `force_token` shocks are in
 # `tab_shock`), how much of its clean greedy continuation does a model keep as the magnitude α
-# grows — on the attractors it recites and on non-memorized controls (shuffled texts)?
+# grows — on the attractors it recites and on non-memorized controls (natural texts matched on confidence)?
 # Retention is the Biderman score (fraction of the m positions equal) and the exact match of the
 # perturbed continuation, both against the model's own clean continuation (= the true text for a
 # memorized sample). A logistic with a floor is fitted to each mean curve: α* is where it crosses
@@ -34,13 +34,14 @@ models = ["smollm2-135m-instruct"]  # model specs (embedded names, folders, .ggu
 labels = {"gemma-3-270m": "Gemma-3-270M", "smollm2-135m-instruct": "SmolLM2-135M-Instruct"}
 macro_names = {"gemma-3-270m": "Gemma", "smollm2-135m-instruct": "Smol"}  # letters only
 attractors = "data/attractors.jsonl"
-ids = ["counting", "days_months", "control_shuffled_genesis_1", "control_shuffled_pi_digits"]  # None: every record
+ids = ["counting", "days_months", "lorem_ipsum", "genesis_1", "gettysburg_address"]  # None: every record
 k = 32  # prefix tokens
 m = 8  # continuation tokens compared
 clean_m = 8  # suffix length of the clean runs that select the memorized samples (at least m; 64 reuses Table 1's runs)
 threshold = 0.9  # memorized: clean Biderman score against the true text at least threshold (or exact match)
 max_memorized = 2  # per model (None: all)
-max_controls = 2  # shuffled-text controls (None: all)
+max_controls = 2  # shuffled-text controls (None: all); matched controls: one per memorized sample
+controls = "matched"  # "matched": natural texts matched on confidence; "shuffled": the shuffled-word records
 kinds = None  # None: every token, embedding and logit kind
 alphas = {"token": [0, 0.125, 0.5], "embedding": [0, 0.5, 2], "logit": [0, 4, 16]}  # α grid per family
 model_alphas = {}  # per-model overrides of `alphas`, e.g. {"gemma-3-270m": {"embedding": [0, 0.01, 0.1]}}
@@ -66,6 +67,7 @@ from matplotlib.ticker import NullLocator
 from memkit.dynamics.actions import FAMILIES
 from memkit.dynamics.transitions import group_tests, more_robust, rank_robustness
 from memkit.paper import dynamics_runs, report
+from memkit.paper.controls import balance_table, control_numbers
 from memkit.paper.report import format_alpha
 
 NAME = "fig_phase"
@@ -78,10 +80,14 @@ names, keys = nb.model_labels(models, labels), nb.model_keys(models, macro_names
 phase = dynamics_runs.phase_sweeps(models, nb.read_records(attractors, ids=ids), k=k, m=m, clean_m=clean_m,
                                    threshold=threshold, max_memorized=max_memorized, max_controls=max_controls,
                                    kinds=kinds, alphas=alphas, model_alphas=model_alphas,
-                                   embed_layer_frac=embed_layer_frac, seeds=seeds, batch_size=batch_size)
+                                   embed_layer_frac=embed_layer_frac, seeds=seeds, batch_size=batch_size,
+                                   controls=controls)
 for (spec, kind), note in phase.notes.items():
     print(f"{spec} {kind}: {note}")
 phase.selection.round(3)
+
+# %%
+phase.confidence if phase.confidence is None else balance_table(phase.confidence).round(3)  # confidence balance
 
 # %% [markdown]
 # ## Mean retention per model × kind × group × α
@@ -176,5 +182,6 @@ settings = dict(k=k, m=m, threshold=threshold, n_boot=n_boot, sharp_below=sharp_
                 embed_layer_frac=embed_layer_frac, max_memorized=max_memorized, max_controls=max_controls)
 numbers = dynamics_runs.phase_numbers(phase, fits, exact_fits, ranking, wins, keys=keys, labels=names,
                                       settings=settings, tests=tests)
+numbers.update(control_numbers(phase.confidence, controls, keys=keys, prefix="Phase"))
 report.write_macros(out / f"numbers_{NAME}.tex", numbers, source=NAME)
 pd.Series(numbers, dtype=str).sort_index().to_frame("value")

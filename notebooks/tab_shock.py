@@ -36,13 +36,14 @@ models = ["smollm2-135m-instruct"]  # model specs
 labels = {"gemma-3-270m": "Gemma-3-270M", "smollm2-135m-instruct": "SmolLM2-135M-Instruct"}
 macro_names = {"gemma-3-270m": "Gemma", "smollm2-135m-instruct": "Smol"}  # letters only
 attractors = "data/attractors.jsonl"
-ids = ["counting", "days_months", "control_shuffled_genesis_1", "control_shuffled_pi_digits"]  # None: every record
+ids = ["counting", "days_months", "lorem_ipsum", "genesis_1", "gettysburg_address"]  # None: every record
 k = 32
 m = 12
 clean_m = 12  # suffix length of the clean runs that select the memorized samples (at least m)
 threshold = 0.9
 max_memorized = 2
-max_controls = 2
+max_controls = 2  # shuffled-text controls; matched controls: one per memorized sample
+controls = "matched"  # "matched": natural texts matched on confidence; "shuffled": the shuffled-word records
 alphas = [1]  # forced wrong tokens
 positions = [4]  # continuation step t of the shock
 max_shift = 2  # re-lock with shift: resume up to this many tokens ahead or behind
@@ -68,7 +69,7 @@ NAME = "tab_shock"
 records = nb.read_records(attractors, ids=ids)
 shock = shock_runs(models, records, k=k, m=m, clean_m=clean_m, threshold=threshold, max_memorized=max_memorized,
                    max_controls=max_controls, alphas=alphas, positions=positions, max_shift=max_shift,
-                   min_tail=min_tail, example_id=example_id)
+                   min_tail=min_tail, example_id=example_id, controls=controls)
 for spec, (before, after) in shock.examples.items():
     print(f"{spec} {example_id}: clean {before!r} -> shocked {after!r}")
 shock.selection.round(3)

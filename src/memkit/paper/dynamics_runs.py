@@ -24,6 +24,28 @@ from .report import format_alpha, format_ci, format_number, format_small, latex_
 FAMILY_ORDER = ("token", "embedding", "logit")
 
 
+#: Control sets: the shuffled-word records, or natural texts matched on confidence (`paper.controls`).
+CONTROL_SETS = ("shuffled", "matched")
+
+
+def experiment_samples(lm, records: Sequence[dict], *, controls: str, k: int, m: int, clean_m: int | None,
+                       threshold: float, max_memorized: int | None, max_controls: int | None, batch_size: int = 16
+                       ) -> tuple[list, pd.DataFrame, pd.Series, pd.DataFrame | None]:
+    """(samples, clean runs, groups, confidence or None) of one model with the chosen control set."""
+    from ..dynamics.sweeps import dynamics_samples
+    from .controls import matched_sets
+
+    if controls not in CONTROL_SETS:
+        raise ValueError(f"controls must be one of {CONTROL_SETS}, not {controls!r}")
+    if controls == "matched":
+        return matched_sets(lm, records, k=k, m=m, clean_m=clean_m, threshold=threshold,
+                            max_memorized=max_memorized, batch_size=batch_size)
+    samples, clean, groups = dynamics_samples(lm, records, k=k, m=m, clean_m=clean_m, threshold=threshold,
+                                              max_memorized=max_memorized, max_controls=max_controls,
+                                              batch_size=batch_size)
+    return samples, clean, groups, None
+
+
 def sweep_kinds(kinds: Sequence[str] | None = None) -> list[str]:
     """The action kinds a phase sweep runs: `kinds` (None: every kind) without the `shock` family."""
     return [kind for kind in (kinds or KINDS) if FAMILIES[kind] != "shock"]
@@ -39,6 +61,7 @@ class PhaseRuns:
     kinds: list[str]
     grids: dict[tuple[str, str], list[float]]  # (spec, family) -> alpha grid
     notes: dict[tuple[str, str], str] = field(default_factory=dict)  # (spec, kind) -> why it was skipped
+    confidence: pd.DataFrame | None = None  # controls="matched": per model x candidate, see paper.controls
 
     @property
     def families(self) -> list[str]:
@@ -53,28 +76,33 @@ def phase_sweeps(specs: Sequence[str], records: Sequence[dict], *, k: int, m: in
                  threshold: float = 0.9, max_memorized: int | None = None, max_controls: int | None = None,
                  kinds: Sequence[str] | None = None, alphas: Mapping[str, Sequence[float]],
                  model_alphas: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
-                 embed_layer_frac: float = 0.25, seeds: Sequence[int] = (0,), batch_size: int = 64) -> PhaseRuns:
+                 embed_layer_frac: float = 0.25, seeds: Sequence[int] = (0,), batch_size: int = 64,
+                 controls: str = "shuffled") -> PhaseRuns:
     """Sweep every action kind over its family's alpha grid, per model, on memorized samples and controls.
 
-    The samples are chosen by `dynamics.sweeps.dynamics_samples`; embedding actions act after
+    The samples are chosen by `dynamics.sweeps.dynamics_samples` (`controls="matched"`: with
+    confidence-matched natural-text controls, `paper.controls.matched_sets`, one per memorized
+    sample; `max_controls` then does not apply); embedding actions act after
     block round(embed_layer_frac * (n_layers - 1)); `embed_direction` pushes from the memorized
     prefixes towards the controls' mean state (skipped, with a note, without both groups).
     `model_alphas` overrides `alphas` per model and family.
     """
     from ..core.models import load_model
     from ..dynamics.actions import difference_of_means
-    from ..dynamics.sweeps import alpha_sweep, distinct_share, dynamics_samples, typical_coordinate_alpha
+    from ..dynamics.sweeps import alpha_sweep, distinct_share, typical_coordinate_alpha
 
     kinds = sweep_kinds(kinds)
     model_alphas = model_alphas or {}
     grids = {(spec, family): list(model_alphas.get(spec, {}).get(family, alphas[family]))
              for spec in specs for family in FAMILY_ORDER if family in alphas}
-    runs, selection, notes = [], [], {}
+    runs, selection, notes, confidence = [], [], {}, []
     for spec in specs:
         lm = load_model(spec)
-        samples, clean, groups = dynamics_samples(lm, records, k=k, m=m, clean_m=clean_m, threshold=threshold,
-                                                  max_memorized=max_memorized, max_controls=max_controls,
-                                                  batch_size=16)
+        samples, clean, groups, matched = experiment_samples(
+            lm, records, controls=controls, k=k, m=m, clean_m=clean_m, threshold=threshold,
+            max_memorized=max_memorized, max_controls=max_controls)
+        if matched is not None:
+            confidence.append(matched.assign(spec=spec))
         layer = int(round(embed_layer_frac * (lm.n_layers - 1)))
         group_of = dict(zip(clean["id"], clean["id"].map(groups)))
         typical = typical_coordinate_alpha(lm, samples, layer)  # embedding alpha that matches a typical coordinate
@@ -97,7 +125,7 @@ def phase_sweeps(specs: Sequence[str], records: Sequence[dict], *, k: int, m: in
         del lm
         gc.collect()
     return PhaseRuns(list(specs), pd.concat(runs, ignore_index=True), pd.concat(selection, ignore_index=True), kinds, grids,
-                     notes)
+                     notes, pd.concat(confidence, ignore_index=True) if confidence else None)
 
 
 def phase_fits(runs: pd.DataFrame, *, n_boot: int = 200, seed: int = 0,
@@ -300,6 +328,7 @@ class LayerRuns:
     step_profiles: pd.DataFrame  # per sample x step: kl, same, with spec, action, group
     selection: pd.DataFrame  # per model x sample: group, clean token_match
     actions: dict[tuple[str, int], dict]  # (spec, action number) -> resolved {"kind", "alpha", "layer"}
+    confidence: pd.DataFrame | None = None  # controls="matched": per model x candidate, see paper.controls
 
 
 def action_label(action: Mapping) -> str:
@@ -327,23 +356,27 @@ def layer_runs(specs: Sequence[str], records: Sequence[dict], *, k: int, m: int,
                threshold: float = 0.9, max_memorized: int | None = None, max_controls: int | None = None,
                kind: str = "embed_random", n_layers_shown: int | None = None, alphas: Sequence[float],
                model_alphas: Mapping[str, Sequence[float]] | None = None, seeds: Sequence[int] = (0,),
-               profile_actions: Sequence[Mapping] = (), batch_size: int = 64) -> LayerRuns:
+               profile_actions: Sequence[Mapping] = (), batch_size: int = 64, controls: str = "shuffled") -> LayerRuns:
     """Per model: retention under `kind` after each shown layer at every alpha, and the fragility profiles.
+
+    `controls` as in `phase_sweeps` (shuffled-word records, or natural texts matched on confidence).
 
     `profile_actions` are dicts {"kind", "alpha" (a number or {spec: number}), "layer" or
     "layer_frac"}; each runs once (seed 0) on memorized samples and controls through
     `dynamics.sweeps.fragility_profiles`.
     """
     from ..core.models import load_model
-    from ..dynamics.sweeps import dynamics_samples, fragility_profiles, layer_sweep, make_action
+    from ..dynamics.sweeps import fragility_profiles, layer_sweep, make_action
 
     model_alphas = model_alphas or {}
-    sweeps, layer_profiles, step_profiles, selection, resolved_actions = [], [], [], [], {}
+    sweeps, layer_profiles, step_profiles, selection, resolved_actions, confidence = [], [], [], [], {}, []
     for spec in specs:
         lm = load_model(spec)
-        samples, clean, groups = dynamics_samples(lm, records, k=k, m=m, clean_m=clean_m, threshold=threshold,
-                                                  max_memorized=max_memorized, max_controls=max_controls,
-                                                  batch_size=16)
+        samples, clean, groups, matched = experiment_samples(
+            lm, records, controls=controls, k=k, m=m, clean_m=clean_m, threshold=threshold,
+            max_memorized=max_memorized, max_controls=max_controls)
+        if matched is not None:
+            confidence.append(matched.assign(spec=spec))
         group_of = dict(zip(clean["id"], clean["id"].map(groups)))
         selection.append(clean.assign(spec=spec, group=clean["id"].map(group_of))[
             ["spec", "id", "group", "token_match"]])
@@ -362,7 +395,7 @@ def layer_runs(specs: Sequence[str], records: Sequence[dict], *, k: int, m: int,
         gc.collect()
     return LayerRuns(list(specs), pd.concat(sweeps, ignore_index=True), pd.concat(layer_profiles, ignore_index=True),
                      pd.concat(step_profiles, ignore_index=True), pd.concat(selection, ignore_index=True),
-                     resolved_actions)
+                     resolved_actions, pd.concat(confidence, ignore_index=True) if confidence else None)
 
 
 def profile_summary(runs: LayerRuns) -> pd.DataFrame:

@@ -34,22 +34,24 @@ class ShockRuns:
 def shock_runs(specs: Sequence[str], records: Sequence[dict], *, k: int, m: int, clean_m: int | None = None,
                threshold: float = 0.9, max_memorized: int | None = None, max_controls: int | None = None,
                alphas: Sequence[int], positions: Sequence[int], max_shift: int = 2, min_tail: int = 4,
-               example_id: str | None = None, batch_size: int = 16) -> ShockRuns:
+               example_id: str | None = None, batch_size: int = 16, controls: str = "shuffled") -> ShockRuns:
     """Force wrong tokens mid-continuation on memorized samples and controls, per model.
 
-    Samples are chosen by `dynamics.sweeps.dynamics_samples`; the example (`example_id`, fewest
+    Samples are chosen by `dynamics.sweeps.dynamics_samples` (`controls="matched"`: natural texts
+    matched on confidence, see `paper.dynamics_runs.experiment_samples`); the example (`example_id`, fewest
     forced tokens at the first position) keeps its clean and shocked text up to 10 steps after
     the shock.
     """
     from ..core.models import load_model
-    from ..dynamics.sweeps import distinct_share, dynamics_samples, shock_sweep
+    from ..dynamics.sweeps import distinct_share, shock_sweep
+    from .dynamics_runs import experiment_samples
 
     shocks, selection, examples = [], [], {}
     for spec in specs:
         lm = load_model(spec)
-        samples, clean, groups = dynamics_samples(lm, records, k=k, m=m, clean_m=clean_m, threshold=threshold,
-                                                  max_memorized=max_memorized, max_controls=max_controls,
-                                                  batch_size=batch_size)
+        samples, clean, groups, _ = experiment_samples(lm, records, controls=controls, k=k, m=m, clean_m=clean_m,
+                                                       threshold=threshold, max_memorized=max_memorized,
+                                                       max_controls=max_controls, batch_size=batch_size)
         group_of = dict(zip(clean["id"], clean["id"].map(groups)))
         selection.append(clean.assign(spec=spec, group=clean["id"].map(group_of),
                                       distinct=clean["generated_ids"].map(distinct_share))[
