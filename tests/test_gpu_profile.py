@@ -28,7 +28,7 @@ GPU_PARAMS = sorted((ROOT / "notebooks" / "params" / "gpu").glob("*.yml"))
 GPU_MODELS = yaml.safe_load((ROOT / "configs" / "models-gpu.yml").read_text())
 CPU_MODELS = yaml.safe_load((ROOT / "configs" / "models-cpu.yml").read_text())
 #: notebooks whose experiment needs the organisms only (no pretrained model list): no GPU params
-ORGANISM_ONLY = {"fig_dup_scaling", "fig_context", "fig_checkpoints", "tab_latent"}
+ORGANISM_ONLY = {"fig_dup_scaling", "fig_context", "fig_checkpoints", "tab_latent", "tab_mia"}
 #: parameters whose value is a {model spec: ...} mapping (every key must be a model of the file)
 PER_MODEL = ("labels", "short_labels", "macro_names", "model_alphas", "layer_step", "extra_modes", "keep_masses",
              "layer_frac")

@@ -55,12 +55,13 @@ from .core.batching import right_padded
 from .core.extract import meta_columns, pad_token_id, plan_batches, plan_meta_columns
 from .core.models import LoadedModel
 from .core.samples import Sample
+from .core.stats import MIN_BOOTSTRAP_N
 from .errors import MemkitError
 
 POSITIONS = ("all", "suffix")
 ATTACKS = ("loss", "zlib", "min_k", "min_k_pp", "ref")
 SIGMA_FLOOR = 1e-6  # nats; below it the next-token distribution is uniform up to rounding
-MIN_BOOT = 20  # fewer members or non-members than this: no bootstrap CI (NaN, ci_ok False)
+MIN_BOOT = MIN_BOOTSTRAP_N  # fewer members or non-members than this (20): no bootstrap CI (NaN, ci_ok False)
 METRIC_COLUMNS = ("auc", "auc_lo", "auc_hi", "tpr", "tpr_lo", "tpr_hi", "n_members", "n_nonmembers", "fpr",
                   "fpr_achieved", "tpr_coarse", "ci_ok")
 _ROWS = 64  # positions projected to float64 at once (bounds memory for 262k-token vocabularies)

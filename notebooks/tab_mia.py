@@ -1,0 +1,120 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Table — membership inference vs extraction on the organisms
+#
+# The zoo gives ground truth: a canary inserted at least once is a training member, a level-0 canary
+# (never inserted) is not. Every final-step organism scores every canary of the `all` window with five
+# attacks from one teacher-forced pass (`memkit.mia.mia_scores`): loss (Yeom et al. 2018), zlib (Carlini
+# et al. 2021), Min-K% (Shi et al. 2024), Min-K%++ (Zhang et al. 2024) and a reference attack against the
+# smallest organism. Per size and level, that level's members are attacked against all controls (ROC AUC,
+# TPR at 1 % FPR; bootstrap CIs only when both groups hold ≥ 20 canaries), next to the greedy extraction
+# rates of the same canaries (fig_dup_scaling's cached extraction); the loss attack is tested per level
+# (permutation test of AUC = 0.5, Holm within each size). Code: `memkit.paper.mia_runs`.
+#
+# Outputs (into `out_dir`): `tab_mia.tex`, `fig_mia.pdf/.png`, `numbers_tab_mia.tex`.
+# Defaults are smoke settings; paper settings: `params/tab_mia.yml`.
+
+# %% tags=["parameters"]
+profile = "smoke"  # zoo profile, built here if missing
+k = 32  # prefix tokens of the extraction (the attacks score all k + m canary tokens)
+m = 32  # continuation tokens
+min_k = 0.2  # fraction of lowest-probability tokens of Min-K% and Min-K%++
+fpr = 0.01  # false-positive rate of the TPR
+n_boot = 200  # bootstrap replicates of the CIs
+n_resamples = 999  # permutation resamples of the per-level test
+alpha = 0.05  # family-wise level of the Holm-corrected tests (per size)
+seed = 0
+batch_size = 32
+progress = False
+out_dir = "build/smoke/tab_mia"
+
+# %%
+from memkit.paper import nb
+
+out = nb.setup(out_dir, threads=1)  # quiet, matplotlib Agg, torch threads, output folder
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from memkit.paper import mia_runs, report
+from memkit.paper.report import format_params
+
+NAME = "tab_mia"
+
+# %% [markdown]
+# ## Scores and extraction of every canary by every size
+
+# %%
+mem = mia_runs.membership_runs(profile, k=k, m=m, min_k=min_k, fpr=fpr, n_boot=n_boot, n_resamples=n_resamples,
+                               alpha=alpha, seed=seed, batch_size=batch_size, progress=progress)
+scores, attacks, tests, sizes = mem.scores, mem.attacks, mem.tests, mem.sizes
+scores.groupby(["size", "level"], sort=False)[["loss", "score_ref", "exact_match", "biderman"]].mean().round(3)
+
+# %% [markdown]
+# ## AUC per size × level × attack (members of the level vs all controls)
+
+# %%
+attacks.pivot_table(index=["size", "level"], columns="attack", values="auc", sort=False).round(3)
+
+# %% [markdown]
+# ## Loss attack: permutation test per level, Holm within each size
+
+# %%
+tests.round(4)
+
+# %% [markdown]
+# ## Figure: membership (AUC) and extraction vs copies
+
+# %%
+plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 6.5})
+fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.5), constrained_layout=True)
+colors = {s: plt.cm.viridis(i / max(1, len(sizes) - 1)) for i, s in enumerate(sizes)}
+for size in sizes:
+    params = format_params(scores.loc[scores["size"] == size, "params"].iloc[0])
+    for attack, style in (("loss", "o-"), ("ref", "s--")):
+        sub = attacks[(attacks["size"] == size) & (attacks["attack"] == attack)]
+        if sub.empty:
+            continue
+        err = np.where(sub["ci_ok"], [sub["auc"] - sub["auc_lo"], sub["auc_hi"] - sub["auc"]], 0.0)
+        axes[0].errorbar(np.log10(sub["level"]), sub["auc"], yerr=err, fmt=style, ms=3, lw=0.9, capsize=2,
+                         color=colors[size], label=f"{params} {attack}")
+    rates = mem.rates[(mem.rates["size"] == size) & (mem.rates["level"] > 0)]
+    axes[1].plot(np.log10(rates["level"]), rates["exact"], "o-", ms=3, lw=0.9, color=colors[size], label=params)
+    axes[1].plot(np.log10(rates["level"]), rates["biderman"], "s:", ms=3, lw=0.9, color=colors[size])
+axes[0].axhline(0.5, color="0.6", lw=0.6)
+axes[0].set(ylabel="ROC AUC vs controls", title="(a) membership: loss (—), ref. (--)", ylim=(0, 1.04))
+axes[1].set(ylabel="rate", title="(b) extraction: exact (—), Biderman (··)", ylim=(-0.04, 1.04))
+levels = sorted(mem.rates.loc[mem.rates["level"] > 0, "level"].unique())
+for ax in axes:
+    ax.set(xticks=np.log10(levels), xticklabels=[str(v) for v in levels], xlabel="copies in the training stream")
+    ax.grid(alpha=0.3, lw=0.5)
+    ax.legend(frameon=False, ncol=2)
+report.save_figure(fig, out, "fig_mia")
+plt.close(fig)
+
+# %% [markdown]
+# ## Table and numbers quoted in the paper
+
+# %%
+table, caption = mia_runs.mia_table(mem)
+path = report.write_table(table, out / f"{NAME}.tex", source=NAME, escape=False, column_format="llrlrr" + "l" * 6 + "r",
+                          caption=caption, label="tab:mia")
+report.fit_float(path, font=r"\scriptsize", width=r"\linewidth")
+numbers = mia_runs.mia_numbers(mem)
+report.write_macros(out / f"numbers_{NAME}.tex", numbers, source=NAME)
+pd.Series(numbers, dtype=str).sort_index().to_frame("value")
