@@ -36,7 +36,8 @@ def test_scale_numbers():
     assert numbers["ScaleNCombos"] == 2 and numbers["ScaleNOrganisms"] == 2 and numbers["ScaleNLitPoints"] == 2
     assert numbers["ScaleOursAboveThreshold"] == 1
     assert numbers["ScaleLitMeasuredMax"] == "0.90" and numbers["ScaleLitUncitedSmallestParams"] == "175B"
-    assert numbers["ScaleSizeRatio"] == "52"  # 7e9 / 135e6
+    assert numbers["ScaleSizeRatio"] == "51"  # 7e9 / 135e6 = 51.9, rounded down: "more than 51 times smaller"
+    assert numbers["ScaleSmolSizeRatio"] == "51"
     assert numbers["ScaleOrganismSmallestParams"] == "850k" and numbers["ScaleOrganismLargestParams"] == "3M"
     assert numbers["ScaleOrganismBestId"] == "\\texttt{psalm\\_23}"
     assert numbers["ScaleSmolRawMaxSeedSeven"] == "0.80" and numbers["ScaleSmolRawBestSeven"] == "\\texttt{pi\\_digits}"
@@ -44,4 +45,19 @@ def test_scale_numbers():
     assert numbers["ScaleSmolChatParams"] == "135M"
     empty = scale_runs.scale_numbers(ours, organisms.iloc[:0], lit.iloc[:0], n_models=1)
     assert empty["ScaleLitMeasuredMax"] == "--" and "ScaleOrganismBestId" not in empty
+    assert empty["ScaleSizeRatio"] == "--" and empty["ScaleSRawParams"] == "135M" and empty["ScaleSSizeRatio"] == "--"
     assert "ScaleSRawParams" in empty  # without macro names: report.macro_key of the model
+
+
+def test_scale_numbers_size_ratio_per_model():
+    # each model against the smallest model the original study measured (7B; the 70B uncited quote does not count)
+    ours = pd.DataFrame({"spec": ["g", "s", "s"], "model": ["g", "s", "s"], "mode": ["raw", "raw", "chat"],
+                         "n_params": [268e6, 134.5e6, 134.5e6], "max_seed_score_seed_ids": [1.0, 1.0, 0.1],
+                         "best_seed_id": ["counting", "counting", "alphabet"]})
+    lit = pd.DataFrame({"model": ["L", "M", "U"], "params": [8e9, 7e9, 70e9], "value": [0.12, 0.08, 0.98],
+                        "kind": [scale_runs.QUOTED_MEASURED, scale_runs.QUOTED_MEASURED, scale_runs.QUOTED_UNCITED]})
+    numbers = scale_runs.scale_numbers(ours, ours.iloc[:0], lit, n_models=2, macro_names={"g": "Gemma", "s": "Smol"})
+    assert numbers["ScaleGemmaSizeRatio"] == "26"  # 7e9 / 268e6 = 26.1
+    assert numbers["ScaleSmolSizeRatio"] == "52"  # 7e9 / 134.5e6 = 52.04
+    assert numbers["ScaleSizeRatio"] == numbers["ScaleGemmaSizeRatio"]  # the largest model measured here
+    assert "ScaleSmolChatSizeRatio" not in numbers  # one ratio per model, not per mode

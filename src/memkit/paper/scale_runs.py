@@ -99,13 +99,22 @@ def stack_index(xs: Sequence[float], ys: Sequence[float], *, dy: float = 0.06, d
     return index
 
 
+def _times_smaller(reference: float, n_params: float) -> str:
+    """How many times `n_params` fits into `reference`, rounded down, so that "more than N times smaller" holds."""
+    return str(int(reference // n_params))
+
+
 def _texttt(text: str) -> str:
     return f"\\texttt{{{latex_escape(text)}}}"
 
 
 def scale_numbers(ours: pd.DataFrame, organisms: pd.DataFrame, lit: pd.DataFrame, *, n_models: int,
                   macro_names: Mapping[str, str] | None = None) -> dict[str, object]:
-    """The macros the paper quotes: counts, sizes, quoted extremes, organism bests, per model x mode scores."""
+    """The macros the paper quotes: counts, sizes, quoted extremes, organism bests, per model x mode scores.
+
+    Size ratios are against the smallest model the original study measured itself: `ScaleSizeRatio` for the
+    largest model measured here, `Scale<Name>SizeRatio` per model (e.g. `ScaleSmolSizeRatio`).
+    """
     human = format_params_whole
     measured_lit = lit[lit["kind"] == QUOTED_MEASURED]
     uncited_lit = lit[lit["kind"] == QUOTED_UNCITED]
@@ -118,7 +127,9 @@ def scale_numbers(ours: pd.DataFrame, organisms: pd.DataFrame, lit: pd.DataFrame
         "ScaleLitMeasuredSmallestParams": human(measured_lit["params"].min()) if has_measured else "--",
         "ScaleLitUncitedMin": format_number(uncited_lit["value"].min()) if len(uncited_lit) else "--",
         "ScaleLitUncitedSmallestParams": human(uncited_lit["params"].min()) if len(uncited_lit) else "--",
-        "ScaleSizeRatio": (f"{measured_lit['params'].min() / ours['n_params'].max():.0f}" if has_measured else "--"),
+        # every model measured here is more than this many times smaller than the smallest quoted measured model
+        "ScaleSizeRatio": (_times_smaller(measured_lit["params"].min(), ours["n_params"].max())
+                           if has_measured else "--"),
         "ScaleNOrganisms": len(organisms),
     }
     if len(organisms):
@@ -132,7 +143,11 @@ def scale_numbers(ours: pd.DataFrame, organisms: pd.DataFrame, lit: pd.DataFrame
             "ScaleOrganismBestId": _texttt(str(best["best_id"])),
         })
     for row in ours.itertuples():
-        key = "Scale" + ((macro_names or {}).get(row.spec) or macro_key(row.model)) + macro_key(row.mode)
+        name = "Scale" + ((macro_names or {}).get(row.spec) or macro_key(row.model))
+        # this model against the smallest quoted measured model (one value per model, whatever the mode)
+        numbers[f"{name}SizeRatio"] = (_times_smaller(measured_lit["params"].min(), row.n_params)
+                                       if has_measured else "--")
+        key = name + macro_key(row.mode)
         numbers[f"{key}MaxSeedSeven"] = format_number(row.max_seed_score_seed_ids)
         numbers[f"{key}BestSeven"] = _texttt(row.best_seed_id) if row.best_seed_id else "--"
         numbers[f"{key}Params"] = human(row.n_params)
