@@ -17,17 +17,14 @@
 # # Figure and table — which attention heads does recitation need?
 #
 # Every attention head is ablated in turn (`memkit.mechanisms.ablation`: its slice of the attention
-# output projection's input replaced by its mean over generic text — `mean` — or by zeros — `zero`).
-# Per head and sample: the change in teacher-forced log-probability of the true continuation (sum
-# over the m tokens, nats) and the greedy continuation's Biderman score against the true text
-# (`token_match`) and against the model's own clean continuation (`retention`). Memorized samples vs
-# controls as in `fig_lens` (`memkit.paper.sets`). Concentration: the share of the total |Δ log-prob|
-# (memorized samples) held by the top-k heads, the Gini coefficient across heads, and the layer
-# holding the largest share. Scans, effects, table and numbers are computed by
-# `memkit.paper.heads_runs`; the models by `memkit.paper.mechanism_models`.
-#
-# Outputs (into `out_dir`): `fig_heads.pdf/.png` (layer × head heatmaps), `tab_heads.tex` (top heads),
-# `numbers_fig_heads.tex`. The defaults below are smoke settings; paper settings: `params/fig_heads.yml`.
+# output projection's input replaced by its mean over generic text, `mean`, or by zeros, `zero`). Per
+# head and sample (memorized vs controls, as in `fig_lens`): the change in teacher-forced log-probability
+# of the true continuation (nats, summed over m tokens), the greedy Biderman score against the true text
+# (`token_match`) and against the clean continuation (`retention`). Concentration: the top-k heads'
+# share of the total |Δ log-prob| of the memorized samples, the Gini coefficient across heads, the top
+# layer. Computed by `memkit.paper.heads_runs`; models: `memkit.paper.mechanism_models`. Outputs (into
+# `out_dir`): `fig_heads.pdf/.png` (layer × head heatmaps), `tab_heads.tex` (top heads),
+# `numbers_fig_heads.tex`. Defaults are smoke settings; paper settings: `params/fig_heads.yml`.
 
 # %% tags=["parameters"]
 models = ["smollm2-135m-instruct"]  # pretrained model specs
@@ -60,7 +57,6 @@ out = nb.setup(out_dir, threads=threads)  # quiet, matplotlib Agg, torch threads
 
 import matplotlib.pyplot as plt
 import matplotlib.ticker
-import numpy as np
 import pandas as pd
 
 from memkit.paper import heads_runs, report
@@ -69,67 +65,48 @@ from memkit.paper.mechanism_models import mechanism_models
 NAME = "fig_heads"
 chosen = mechanism_models(models, zoo_profile=zoo_profile, zoo_which=zoo_which, labels=labels,
                           macro_names=macro_names, progress=progress)
-specs = chosen.specs
 
 # %% [markdown]
 # ## Scans: every head (of the scanned layers), every mode
 
 # %%
-runs = heads_runs.head_scans(specs, nb.read_records(attractors, ids=ids), k=k, m=m, threshold=threshold,
+runs = heads_runs.head_scans(chosen.specs, nb.read_records(attractors, ids=ids), k=k, m=m, threshold=threshold,
                              max_memorized=max_memorized, max_controls=max_controls, modes=modes,
                              extra_modes=extra_modes, layer_step=layer_step, mean_windows=mean_windows, greedy=greedy,
                              batch_size=batch_size, progress=progress)
 heads_runs.scan_overview(runs.scans).round(3)
 
 # %% [markdown]
-# ## Mean effect per head and group; concentration of the memorized effect
+# ## Mean effect per head; concentration of the memorized effect; top heads of the first mode (the table)
 
 # %%
-effects = heads_runs.head_effect_means(runs.scans)
-conc = heads_runs.concentration_table(effects, runs.shapes, top_n=top_n)
-conc.round(3)
-
-# %% [markdown]
-# ## Top heads (first mode, memorized samples), with the same heads' effect on the controls
+res = heads_runs.head_summary(runs, mode=modes[0], top_n=top_n, labels=chosen.labels)
+report.write_table(res.table, out / "tab_heads.tex", source=NAME, escape=False, float_format="%.2f",
+                   caption=res.caption, label="tab:heads", column_format="llrrrr")
+res.concentration.round(3)
 
 # %%
-main_mode = modes[0]
-top = heads_runs.top_heads_table(effects, specs, mode=main_mode, top_n=top_n, labels=chosen.labels)
-top.round(3)
-
-# %%
-tab, caption = heads_runs.heads_table(top, mode=main_mode, top_n=top_n)
-table_path = report.write_table(tab, out / "tab_heads.tex", source=NAME, escape=False, float_format="%.2f",
-                                caption=caption, label="tab:heads", column_format="llrrrr")
-print("top-heads table:", table_path.name)
+res.top.round(3)
 
 # %% [markdown]
 # ## Figure: layer × head heatmaps (first mode), memorized and control samples
 
 # %%
 plt.rcParams.update({"font.size": 7, "axes.titlesize": 7})
-fig, axes = plt.subplots(2, len(specs), figsize=(min(7.0, 2.0 * len(specs) + 1.0), 4.2), squeeze=False,
+fig, axes = plt.subplots(2, len(runs.specs), figsize=(min(7.0, 2.0 * len(runs.specs) + 1.0), 4.2), squeeze=False,
                          constrained_layout=True)
-for col, spec in enumerate(specs):
-    n_layers, n_heads = runs.shapes[spec]
-    part = effects[(effects["spec"] == spec) & (effects["mode"] == main_mode)]
-    vmax = max(float(part["delta_logprob"].abs().max()), 1e-6)
-    for row, group in enumerate(["memorized", "control"]):
-        ax = axes[row][col]
-        grid = np.full((n_layers, n_heads), np.nan)
-        sub = part[part["group"] == group]
-        grid[sub["layer"].to_numpy(), sub["head"].to_numpy()] = sub["delta_logprob"].to_numpy()
+for col, spec in enumerate(runs.specs):
+    grids, vmax = heads_runs.effect_grids(res.effects, spec, runs.shapes[spec], mode=res.mode)
+    for ax, (group, grid) in zip(axes[:, col], grids.items()):  # rows: memorized, control
         image = ax.imshow(grid, origin="lower", aspect="auto", cmap="RdBu", vmin=-vmax, vmax=vmax,
                           interpolation="nearest")
-        ax.set_title(f"{chosen.labels[spec]}\n{group}" if row == 0 else group)
-        ax.set_xticks(range(n_heads), [str(h) if n_heads <= 10 or h % 2 == 0 else "" for h in range(n_heads)])
+        ax.set_title(f"{chosen.labels[spec]}\n{group}" if ax is axes[0, col] else group)
+        ax.set_xticks(*heads_runs.head_ticks(grid.shape[1]))
         ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        if row == 1:
-            ax.set_xlabel("head")
-        if col == 0:
-            ax.set_ylabel("layer")
     fig.colorbar(image, ax=[axes[0][col], axes[1][col]], shrink=0.6, location="bottom",
                  label=r"$\Delta \log p$(true continuation), nats")
+plt.setp(axes[1], xlabel="head")
+plt.setp(axes[:, 0], ylabel="layer")
 report.save_figure(fig, out, NAME)
 plt.close(fig)
 
@@ -137,7 +114,7 @@ plt.close(fig)
 # ## Numbers quoted in the paper
 
 # %%
-numbers = heads_runs.heads_numbers(runs, effects, conc, top, keys=chosen.keys, labels=chosen.labels, k=k, m=m,
-                                   main_mode=main_mode, top_n=top_n)
+numbers = heads_runs.heads_numbers(runs, res.effects, res.concentration, res.top, keys=chosen.keys,
+                                   labels=chosen.labels, k=k, m=m, main_mode=res.mode, top_n=top_n)
 report.write_macros(out / f"numbers_{NAME}.tex", numbers, source=NAME)
 pd.Series(numbers, dtype=str).sort_index().to_frame("value")

@@ -18,15 +18,13 @@
 #
 # Teacher-forced over prefix + true continuation, the residual stream after every decoder block is
 # decoded with the model's own final norm and unembedding (`memkit.mechanisms.lens`; the last layer
-# equals the model's logits). For every continuation position we get the rank of the true token per
-# layer; its *lock-in layer* is the first block from which the true token stays top-1 up to the output
-# (only positions the model finally predicts correctly have one). Memorized samples (attractors a
-# pretrained model recites; top-duplication canaries an organism recites) against controls (shuffled
-# texts; never-inserted canaries), `memkit.paper.sets`. The runs, the summary and the numbers are
-# computed by `memkit.paper.lens_runs`; the models by `memkit.paper.mechanism_models`.
-#
-# Outputs (into `out_dir`): `fig_lens.pdf/.png`, `numbers_fig_lens.tex`. The defaults below are
-# smoke settings; the paper settings are in `params/fig_lens.yml`.
+# equals the model's logits). Per continuation position: the rank of the true token per layer; its
+# *lock-in layer* is the first block from which the true token stays top-1 up to the output (only
+# positions finally predicted correctly have one). Memorized samples (recited attractors; recited
+# top-duplication canaries) against controls (shuffled texts; never-inserted canaries),
+# `memkit.paper.sets`. Runs, summary, curves and numbers: `memkit.paper.lens_runs`; models:
+# `memkit.paper.mechanism_models`. Outputs (into `out_dir`): `fig_lens.pdf/.png`,
+# `numbers_fig_lens.tex`. Defaults are smoke settings; paper settings: `params/fig_lens.yml`.
 
 # %% tags=["parameters"]
 models = ["smollm2-135m-instruct"]  # pretrained model specs
@@ -52,7 +50,6 @@ from memkit.paper import nb
 out = nb.setup(out_dir, threads=threads)  # quiet, matplotlib Agg, torch threads, output folder
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 from memkit.paper import lens_runs, report
@@ -90,19 +87,16 @@ fig, axes = plt.subplots(2, len(specs), figsize=(min(7.0, 1.75 * len(specs) + 0.
 STYLE = {"memorized": ("C3", "-"), "control": ("C0", "--")}
 for col, spec in enumerate(specs):
     ax_top, ax_cdf = axes[0][col], axes[1][col]
-    depth_of = lambda layer: (layer + 1) / runs.n_layers[spec]  # noqa: E731  block l ends at depth (l+1)/L
     for group, (colour, ls) in STYLE.items():
         part = curve[(curve["spec"] == spec) & (curve["group"] == group)]
         if part.empty:
             continue
-        ax_top.plot(depth_of(part["layer"]), part["is_top1"], color=colour, ls=ls, lw=1.1, marker=".", ms=3,
-                    label=group)
-        final = runs.locks[(runs.locks["spec"] == spec) & (runs.locks["group"] == group) & runs.locks["final_top1"]]
-        if len(final):
-            xs = np.sort(depth_of(final["lock_in"].to_numpy()))
-            ax_cdf.step(xs, np.arange(1, len(xs) + 1) / len(xs), where="post", color=colour, ls=ls, lw=1.1,
-                        label=group)
-            ax_top.axvline(depth_of(final["lock_in"].median()), color=colour, ls=":", lw=0.8)
+        ax_top.plot(part["depth"], part["is_top1"], color=colour, ls=ls, lw=1.1, marker=".", ms=3, label=group)
+        cdf = lens_runs.lock_in_cdf(runs, spec, group)  # block l ends at relative depth (l + 1) / L
+        if cdf is not None:
+            depths, shares, median = cdf
+            ax_cdf.step(depths, shares, where="post", color=colour, ls=ls, lw=1.1, label=group)
+            ax_top.axvline(median, color=colour, ls=":", lw=0.8)
     ax_top.set_title(f"{chosen.labels[spec]}\n{runs.n_layers[spec]} blocks", fontsize=6.5)
     ax_top.set_ylim(-0.02, 1.02)
     ax_cdf.set_ylim(0, 1.02)

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from memkit.paper import heads_runs
@@ -72,3 +73,36 @@ def test_heads_numbers():
     # the second mode: its own keys, no control samples ('--'), rank correlation with the first
     assert numbers["MHeadsZeroTopOneShare"] == "40" and numbers["MHeadsZeroMeanDeltaCtrl"] == "--"
     assert numbers["MHeadsModeRankCorr"] == "0.40"
+
+
+def test_effect_grids_share_one_colour_scale():
+    grids, vmax = heads_runs.effect_grids(_effects(), "m", (2, 2), mode="mean")
+    assert list(grids) == ["memorized", "control"] and vmax == 4.0  # largest |delta| of the mode, both groups
+    assert grids["memorized"].tolist() == [[-3.0, -1.0], [-2.0, -4.0]]
+    control = grids["control"]
+    assert control[:, 0].tolist() == [-0.5, 0.0] and control[0, 1] == 0.1 and math.isnan(control[1, 1])  # not scanned
+    grids, vmax = heads_runs.effect_grids(_effects(), "m", (2, 2), mode="zero")
+    assert vmax == 4.0 and bool(np.isnan(grids["control"]).all())
+    _, vmax = heads_runs.effect_grids(_effects().assign(delta_logprob=0.0), "m", (2, 2), mode="mean")
+    assert vmax == 1e-6  # a model whose heads change nothing still gets a valid colour scale
+
+
+def test_head_ticks():
+    positions, names = heads_runs.head_ticks(3)
+    assert list(positions) == [0, 1, 2] and names == ["0", "1", "2"]
+    assert heads_runs.head_ticks(12)[1] == ["0", "", "2", "", "4", "", "6", "", "8", "", "10", ""]
+
+
+def test_head_summary():
+    # two samples per head (layer -1: the clean rows, dropped); sample b is hurt more by head L0.H1
+    scans = pd.DataFrame({"spec": "m", "mode": "mean", "group": "memorized", "id": ["a", "b"] * 3,
+                          "layer": [-1, -1, 0, 0, 0, 0], "head": [-1, -1, 0, 0, 1, 1],
+                          "delta_logprob": [0.0, 0.0, -1.0, -1.0, -2.0, -4.0], "delta_token_match": 0.0,
+                          "retention": [1.0, 1.0, 1.0, 1.0, 0.5, 0.0]})
+    runs = heads_runs.HeadScans(["m"], scans, {"m": (1, 2)}, {"m": "llama"})
+    res = heads_runs.head_summary(runs, mode="mean", top_n=1, labels={"m": "Model"})
+    assert res.mode == "mean" and res.effects["delta_logprob"].tolist() == [-1.0, -3.0]
+    assert res.top["head"].tolist() == ["L0.H1"] and res.top["share"].tolist() == [0.75]
+    assert res.top["ret_mem"].tolist() == [0.25] and math.isnan(res.top["dlp_ctrl"].iloc[0])
+    assert res.concentration.iloc[0]["top1_share"] == 0.75 and res.concentration.iloc[0]["n_breaking"] == 1
+    assert res.table["Head"].tolist() == ["L0.H1"] and res.caption.startswith("The 1 heads whose mean ablation")

@@ -2,9 +2,10 @@
 
 import math
 
+import numpy as np
 import pandas as pd
 
-from memkit.paper.lens_runs import LensRuns, lens_numbers, lock_in_summary, top1_curves
+from memkit.paper.lens_runs import LensRuns, lens_numbers, lock_in_cdf, lock_in_summary, relative_depth, top1_curves
 
 
 def _runs():
@@ -33,6 +34,17 @@ def test_lock_in_summary():
 def test_top1_curves():
     curve = top1_curves(_runs())
     assert curve["is_top1"].tolist() == [0.5, 1.0] and curve["layer"].tolist() == [0, 1]
+    assert curve["depth"].tolist() == [0.2, 0.4]  # model m has 5 blocks: block l ends at (l + 1) / 5
+
+
+def test_lock_in_cdf():
+    assert relative_depth(4, 5) == 1.0 and relative_depth(np.array([0, 1]), 4).tolist() == [0.25, 0.5]
+    depths, shares, median = lock_in_cdf(_runs(), "m", "memorized")  # lock-in layers 1 and 3 of 5 blocks
+    assert depths.tolist() == [0.4, 0.8] and shares.tolist() == [0.5, 1.0] and math.isclose(median, 0.6)
+    depths, shares, median = lock_in_cdf(_runs(), "m", "control")
+    assert depths.tolist() == [1.0] and shares.tolist() == [1.0] and median == 1.0
+    assert lock_in_cdf(_runs(), "z", "memorized") is None  # never correct at the output
+    assert lock_in_cdf(_runs(), "z", "control") is None  # no controls at all
 
 
 def test_lens_numbers():

@@ -2,6 +2,8 @@
 
     runs = lens_runs(specs, records, k=32, m=32, max_memorized=6, max_controls=6, batch_size=8)
     summary = lock_in_summary(runs)
+    curve = top1_curves(runs)                        # the figure: top-1 share per block
+    depths, shares, median = lock_in_cdf(runs, spec, "memorized")   # and the lock-in distribution
     numbers = lens_numbers(runs, summary, keys=keys, k=32, m=32, threshold=0.9)
 
 A model is loaded, its memorized samples and controls chosen (`memkit.paper.sets`), decoded
@@ -76,9 +78,33 @@ def lock_in_summary(runs: LensRuns) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def relative_depth(layer, n_layers: int):
+    """Where block `layer` ends as a share of the model's depth, (layer + 1) / n_layers: models of any depth align."""
+    return (layer + 1) / n_layers
+
+
 def top1_curves(runs: LensRuns) -> pd.DataFrame:
-    """Per model x group x layer: the share of positions whose true token is top-1 after that block."""
-    return runs.lens.groupby(["spec", "group", "layer"], sort=False)["is_top1"].mean().reset_index()
+    """Per model x group x layer: the share of positions whose true token is top-1 after that block.
+
+    `depth` is the block's `relative_depth` (the figure's x axis).
+    """
+    curve = runs.lens.groupby(["spec", "group", "layer"], sort=False)["is_top1"].mean().reset_index()
+    return curve.assign(depth=relative_depth(curve["layer"], curve["spec"].map(runs.n_layers)))
+
+
+def lock_in_cdf(runs: LensRuns, spec: str, group: str) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """(sorted relative lock-in depths, cumulative shares, median lock-in depth) of the finally correct positions.
+
+    The figure's lower panel (a step function) and the median marker of the upper one; None when no
+    position of that model and group is top-1 at the output.
+    """
+    locks = runs.locks
+    final = locks[(locks["spec"] == spec) & (locks["group"] == group) & locks["final_top1"]]
+    if not len(final):
+        return None
+    depths = np.sort(relative_depth(final["lock_in"].to_numpy(), runs.n_layers[spec]))
+    return depths, np.arange(1, len(depths) + 1) / len(depths), relative_depth(final["lock_in"].median(),
+                                                                                 runs.n_layers[spec])
 
 
 def lens_numbers(runs: LensRuns, summary: pd.DataFrame, *, keys: Mapping[str, str], k: int, m: int,
