@@ -73,11 +73,9 @@ def test_equal_perplexity():
 
 def test_editing_numbers():
     runs = _runs()
-    curves, recited = editing_runs.memorization_curves(runs, threshold=0.9)
-    budget, compare = editing_runs.equal_perplexity(curves, runs.specs, ["kfac", "magnitude"], ppl_budget=0.5)
+    summary = editing_runs.editing_summary(runs, threshold=0.9, methods=["kfac", "magnitude"], ppl_budget=0.5)
     settings = dict(k=32, m=32, ppl_budget=0.5, labels_kind="true", fit_windows=24, seq_len=128)
-    numbers = editing_runs.editing_numbers(runs, curves, recited, editing_runs.level_scores(runs), budget, compare,
-                                           keys={"p": "P", ZOO: "Zoo"}, methods=["kfac", "magnitude"],
+    numbers = editing_runs.editing_numbers(runs, summary, keys={"p": "P", ZOO: "Zoo"}, methods=["kfac", "magnitude"],
                                            settings=settings)
     assert numbers["EditBudget"] == "50" and numbers["EditFitWindows"] == 24
     assert (numbers["PEditBasePpl"], numbers["PEditBaseMem"], numbers["PEditNRecited"]) == ("10.00", "1.00", 1)
@@ -101,10 +99,37 @@ def test_a_model_that_recites_nothing_keeps_its_rows():
     assert curves.loc[curves["spec"] == "p", "n_recited"].unique().tolist() == [1]
     budget, _ = editing_runs.equal_perplexity(curves, runs.specs, ["kfac", "magnitude"], ppl_budget=0.5)
     assert budget.set_index(["spec", "method"]).loc[(ZOO, "kfac"), "n_within"] == 0
-    numbers = editing_runs.editing_numbers(runs, curves, recited, editing_runs.level_scores(runs), budget,
-                                           pd.DataFrame(columns=["spec", "kfac", "magnitude"]),
-                                           keys={"p": "P", ZOO: "Zoo"}, methods=["kfac", "magnitude"],
+    summary = editing_runs.EditingSummary(curves, recited, editing_runs.level_scores(runs), budget,
+                                          pd.DataFrame(columns=["spec", "kfac", "magnitude"]))
+    numbers = editing_runs.editing_numbers(runs, summary, keys={"p": "P", ZOO: "Zoo"}, methods=["kfac", "magnitude"],
                                            settings=dict(k=32, m=32, ppl_budget=0.5, labels_kind="true",
                                                          fit_windows=24, seq_len=128))
     assert numbers["ZooEditNRecited"] == 0 and numbers["ZooEditKfacBeats"].startswith("n/a")
     assert numbers["ZooEditBaseMem"] == "--" and numbers["EditNKfacBeats"] == 1
+
+
+def test_editing_summary_bundles_the_analyses():
+    res = editing_runs.editing_summary(_runs(), threshold=0.9, methods=["kfac", "magnitude"], ppl_budget=0.5)
+    curves, recited = editing_runs.memorization_curves(_runs(), threshold=0.9)
+    assert res.recited == recited == {("p", "a"), (ZOO, "d")}
+    pd.testing.assert_frame_equal(res.curves, curves)
+    assert res.per_level.loc[(ZOO, "none", 1.0)].to_dict() == {0: 0.0, 2: 1.0}
+    assert res.budget.set_index(["spec", "method"]).loc[("p", "kfac"), "best_biderman"] == 0.6
+    assert res.compare["kfac"].tolist() == [0.6, 0.2]
+
+
+def test_figure_panels():
+    runs = _runs()
+    res = editing_runs.editing_summary(runs, threshold=0.9, methods=["kfac", "magnitude"], ppl_budget=0.5)
+    line = editing_runs.method_curve(res.curves, "p", "kfac")  # unedited first, then keep 0.9, 0.5
+    assert line["keep_mass"].tolist() == [1.0, 0.9, 0.5] and line["biderman"].tolist() == [1.0, 0.6, 0.2]
+    assert editing_runs.method_curve(res.curves, ZOO, "kfac")["method"].tolist() == ["none"]
+    # p's worst edit is 3x the unedited perplexity: 5% past it, or the cap
+    assert math.isclose(editing_runs.ppl_axis_end(res.curves, "p", ppl_budget=0.5, ppl_cap=10.0), 3.15)
+    assert editing_runs.ppl_axis_end(res.curves, "p", ppl_budget=0.5, ppl_cap=2.5) == 2.5
+    assert math.isclose(editing_runs.ppl_axis_end(res.curves, ZOO, ppl_budget=0.5, ppl_cap=10.0), 1.575)  # budget
+    p, zoo = editing_runs.figure_panels(runs, res, ["kfac", "magnitude"], ppl_budget=0.5, ppl_cap=3.0)
+    assert (p.spec, p.unedited, p.right, p.cut, p.blocks) == ("p", 1.0, 3.0, True, "2–3")
+    assert list(p.lines) == ["kfac", "magnitude"] and p.lines["magnitude"]["biderman"].tolist() == [1.0, 0.9, 0.4]
+    assert p.ticks == (1.0, 2.0, 5.0)  # a long range: coarse ticks
+    assert (zoo.cut, zoo.blocks, zoo.unedited) == (False, "1–1", 1.0) and zoo.ticks[:3] == (1.0, 1.2, 1.5)

@@ -1,10 +1,12 @@
 """Experiment drivers of the curvature-editing figure (notebook `fig_editing`): sweeps, curves, budget, numbers.
 
     runs = editing_sweeps(specs, records, k=32, m=32, keep_masses=[0.99, 0.9], methods=["kfac", "magnitude"])
+    res = editing_summary(runs, threshold=0.9, methods=methods, ppl_budget=0.5)   # all of the following:
     curves, recited = memorization_curves(runs, threshold=0.9)
     per_level = level_scores(runs)
     budget, compare = equal_perplexity(curves, runs.specs, methods, ppl_budget=0.5)
-    numbers = editing_numbers(runs, curves, recited, per_level, budget, compare, keys=keys, methods=methods, ...)
+    panels = figure_panels(runs, res, methods, ppl_budget=0.5, ppl_cap=10.0)        # what the figure draws
+    numbers = editing_numbers(runs, res, keys=keys, methods=methods, settings=settings)
 
 Per model: K-FAC factors of the MLPs of the last blocks on generic text (`memkit.mechanisms.curvature`),
 then perplexity on held-out text and the clean runs of the evaluation samples, unedited and for
@@ -183,13 +185,75 @@ def equal_perplexity(curves: pd.DataFrame, specs: Sequence[str], methods: Sequen
     return pd.DataFrame(budget_rows), pd.DataFrame(compare_rows)
 
 
-def editing_numbers(runs: EditingRuns, curves: pd.DataFrame, recited: set[tuple[str, str]], per_level: pd.DataFrame,
-                    budget: pd.DataFrame, compare: pd.DataFrame, *, keys: Mapping[str, str], methods: Sequence[str],
+@dataclass
+class EditingSummary:
+    """What `editing_summary` derived from the sweeps: memorization curves, per-level scores, equal perplexity."""
+
+    curves: pd.DataFrame  # memorization_curves: per model x edit
+    recited: set[tuple[str, str]]  # (spec, id) of the samples the unedited model recites
+    per_level: pd.DataFrame  # level_scores (organisms)
+    budget: pd.DataFrame  # equal_perplexity: each method's best edit within the budget
+    compare: pd.DataFrame  # equal_perplexity: baselines interpolated at each K-FAC point
+
+
+def editing_summary(runs: EditingRuns, *, threshold: float, methods: Sequence[str],
+                    ppl_budget: float) -> EditingSummary:
+    """Curves, per-level scores and the equal-perplexity comparison of a sweep, in one call (the figure's data)."""
+    curves, recited = memorization_curves(runs, threshold=threshold)
+    budget, compare = equal_perplexity(curves, runs.specs, methods, ppl_budget=ppl_budget)
+    return EditingSummary(curves, recited, level_scores(runs), budget, compare)
+
+
+def method_curve(curves: pd.DataFrame, spec: str, method: str) -> pd.DataFrame:
+    """A method's line in the figure: the unedited point, then its edits from the mildest (largest keep_mass) on."""
+    part = curves[curves["spec"] == spec]
+    edits = part[part["method"] == method].sort_values("keep_mass", ascending=False)
+    return pd.concat([part[part["method"] == "none"], edits])
+
+
+def ppl_axis_end(curves: pd.DataFrame, spec: str, *, ppl_budget: float, ppl_cap: float) -> float:
+    """Right end of a panel's perplexity-ratio axis: past the budget line and the worst edit, at most `ppl_cap`."""
+    worst = float(curves.loc[curves["spec"] == spec, "ppl_ratio"].max())
+    return min(ppl_cap, max(1.0 + ppl_budget, worst) * 1.05)
+
+
+@dataclass
+class Panel:
+    """What one panel of the figure draws for one model (see `figure_panels`)."""
+
+    spec: str
+    lines: dict[str, pd.DataFrame]  # method -> method_curve (the unedited point first)
+    unedited: float  # the unedited model's memorization (Biderman score of its recited samples)
+    right: float  # right end of the perplexity-ratio axis (ppl_axis_end)
+    cut: bool  # the axis stops at ppl_cap: edits beyond it leave the plot
+    blocks: str  # the edited blocks, "12–17"
+    ticks: tuple[float, ...]  # multiples of the powers of ten labelled on the log x axis (finer on a short range)
+
+
+def figure_panels(runs: EditingRuns, summary: EditingSummary, methods: Sequence[str], *, ppl_budget: float,
+                  ppl_cap: float) -> list[Panel]:
+    """Per model, the figure's data: each method's memorization-vs-perplexity line, the unedited point, the x range."""
+    panels = []
+    for spec in runs.specs:
+        curves = summary.curves
+        unedited = curves[(curves["spec"] == spec) & (curves["method"] == "none")].iloc[0]
+        right = ppl_axis_end(curves, spec, ppl_budget=ppl_budget, ppl_cap=ppl_cap)
+        layers = runs.meta[spec]["layers"]
+        ticks = (1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 7.0) if right < 3 else (1.0, 2.0, 5.0)
+        panels.append(Panel(spec, {method: method_curve(curves, spec, method) for method in methods},
+                            unedited["biderman"], right, right >= ppl_cap, f"{layers[0]}–{layers[-1]}", ticks))
+    return panels
+
+
+def editing_numbers(runs: EditingRuns, summary: EditingSummary, *, keys: Mapping[str, str], methods: Sequence[str],
                     settings: Mapping[str, object]) -> dict[str, object]:
     """The `numbers_fig_editing.tex` macros: settings, unedited model, best edit per method, K-FAC vs baselines.
 
-    `settings` holds k, m, ppl_budget, labels_kind, fit_windows and seq_len.
+    `summary`: `editing_summary` of `runs`; `settings` holds k, m, ppl_budget, labels_kind,
+    fit_windows and seq_len.
     """
+    curves, recited, per_level = summary.curves, summary.recited, summary.per_level
+    budget, compare = summary.budget, summary.compare
     numbers: dict[str, object] = {
         "EditK": settings["k"], "EditM": settings["m"], "EditBudget": f"{100 * settings['ppl_budget']:.0f}",
         "EditLabels": settings["labels_kind"], "EditFitWindows": settings["fit_windows"],
