@@ -76,6 +76,24 @@ def with_clean_reference(samples: Sequence[Sample], clean: pd.DataFrame) -> list
                     meta={**s.meta, "true_suffix_ids": list(s.suffix_ids)}) for s in samples]
 
 
+def clean_runs(lm: LoadedModel, records: Sequence[dict], *, k: int, clean_m: int,
+               batch_size: int = 16) -> tuple[list[dict], pd.DataFrame]:
+    """(records long enough for k + clean_m tokens, their clean greedy runs with suffix length clean_m).
+
+    One `cached_extract` entry per (model, records, k, clean_m, batch): every experiment that
+    selects its samples from the same records reads the same cached runs (Table 1's when
+    clean_m = 64 and batch 16), so parallel notebooks never compute one entry twice.
+    """
+    from ..core.extract import cached_extract
+    from ..core.samples import make_samples
+
+    tokenizer = lm.tokenizer
+    usable = [r for r in records if "text" not in r
+              or len(tokenizer(r["text"], add_special_tokens=False)["input_ids"]) >= k + clean_m]
+    return usable, cached_extract(lm, make_samples(lm, usable, k=k, m=clean_m), batch_size=batch_size,
+                                  progress=False)
+
+
 def dynamics_samples(lm: LoadedModel, records: Sequence[dict], *, k: int, m: int, clean_m: int | None = None,
                      threshold: float = 0.9, max_memorized: int | None = None, max_controls: int | None = None,
                      batch_size: int = 16) -> tuple[list[Sample], pd.DataFrame, pd.Series]:
@@ -89,17 +107,13 @@ def dynamics_samples(lm: LoadedModel, records: Sequence[dict], *, k: int, m: int
     order). Returns (samples with suffix length m, their clean runs, the groups of *every*
     record run, indexed by id).
     """
-    from ..core.extract import cached_extract
     from ..core.samples import make_samples
 
     clean_m = m if clean_m is None else clean_m
     if clean_m < m:
         raise MemkitError(f"clean_m ({clean_m}) must be >= m ({m})")
-    tokenizer = lm.tokenizer
-    usable = [r for r in records if "text" not in r
-              or len(tokenizer(r["text"], add_special_tokens=False)["input_ids"]) >= k + clean_m]
-    clean = clean_prefix(cached_extract(lm, make_samples(lm, usable, k=k, m=clean_m), batch_size=batch_size,
-                                        progress=False), m)
+    usable, clean = clean_runs(lm, records, k=k, clean_m=clean_m, batch_size=batch_size)
+    clean = clean_prefix(clean, m)
     groups = memorization_groups(clean, threshold)
     memorized = [i for i in clean["id"] if groups[i] == "memorized"][:max_memorized]
     controls = [i for i in clean["id"] if groups[i] == "control"][:max_controls]

@@ -108,9 +108,8 @@ def matched_sets(lm: LoadedModel, records: Sequence[dict], *, k: int, m: int, cl
     sample and per pool candidate (id, group: memorized / control / unmatched, confidence), the
     input of `balance_table`.
     """
-    from ..core.extract import cached_extract
     from ..core.samples import make_samples
-    from ..dynamics.sweeps import clean_prefix, dynamics_samples
+    from ..dynamics.sweeps import clean_prefix, clean_runs, dynamics_samples
 
     clean_m = m if clean_m is None else clean_m
     samples, clean, groups = dynamics_samples(lm, records, k=k, m=m, clean_m=clean_m, threshold=threshold,
@@ -120,10 +119,11 @@ def matched_sets(lm: LoadedModel, records: Sequence[dict], *, k: int, m: int, cl
     pool_records = [by_id[i] for i, group in groups.items()
                     if group == "other" and by_id[i].get("category") not in EXCLUDED_CATEGORIES]
     pool_samples, pool_clean = [], clean.iloc[:0]
-    if pool_records:
+    if pool_records:  # their clean runs are the cached runs dynamics_samples selected from: no new decoding
         pool_samples = make_samples(lm, pool_records, k=k, m=m)
-        pool_clean = clean_prefix(cached_extract(lm, make_samples(lm, pool_records, k=k, m=clean_m),
-                                                 batch_size=batch_size, progress=False), m)
+        _, every_run = clean_runs(lm, records, k=k, clean_m=clean_m, batch_size=batch_size)
+        pool_ids = [str(r["id"]) for r in pool_records]
+        pool_clean = clean_prefix(every_run.set_index("id").loc[pool_ids].reset_index(), m)
     confidence = pd.concat([greedy_confidence(lm, memorized, clean, batch_size=batch_size).assign(group="memorized"),
                             greedy_confidence(lm, pool_samples, pool_clean, batch_size=batch_size
                                               ).assign(group="unmatched")], ignore_index=True)
