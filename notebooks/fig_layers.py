@@ -60,17 +60,12 @@ from memkit.paper.controls import control_numbers
 out = nb.setup(out_dir, threads=threads)  # quiet, matplotlib Agg, torch threads, output folder
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-from matplotlib.lines import Line2D
 
 from memkit.dynamics.transitions import transition_table
-from memkit.paper import dynamics_runs, report
-from memkit.paper.dynamics_runs import action_label
-from memkit.paper.report import format_alpha
+from memkit.paper import dynamics_figures, dynamics_runs, report
 
 NAME = "fig_layers"
-GROUPS = ["memorized", "control"]
 names, keys = nb.model_labels(models, labels), nb.model_keys(models, macro_names)
 
 # %% [markdown]
@@ -100,33 +95,7 @@ layer_fits[["spec", "group", "layer", "n_samples", "alpha_star", "verdict", "not
 # ## Figure: layer sensitivity heatmaps
 
 # %%
-plt.rcParams.update({"font.size": 7, "axes.titlesize": 7, "legend.fontsize": 6})
-present = [(s, g) for s in models for g in GROUPS if ((heat["spec"] == s) & (heat["group"] == g)).any()]
-ncols = max(1, len(present))
-fig, axes = plt.subplots(1, ncols, figsize=(min(7.0, 1.9 * ncols + 0.6), 2.6), squeeze=False, constrained_layout=True)
-image = None
-for ax, (spec, group) in zip(axes[0], present):
-    part = heat[(heat["spec"] == spec) & (heat["group"] == group)]
-    grid = sorted(part["alpha"].unique())
-    nonzero = [a for a in grid if a > 0]
-    matrix = part.pivot(index="layer", columns="alpha", values="retention").reindex(columns=grid)
-    image = ax.imshow(matrix.to_numpy(), origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=1,
-                      extent=(-0.5, len(grid) - 0.5, -0.5, len(matrix) - 0.5))
-    fits_here = layer_fits[(layer_fits["spec"] == spec) & (layer_fits["group"] == group)].set_index("layer")
-    ys = [i for i, layer in enumerate(matrix.index) if np.isfinite(fits_here.loc[layer, "alpha_star"])]
-    # alpha* on the (0, geometric grid) column axis
-    xs = [float(np.interp(np.log(fits_here.loc[matrix.index[i], "alpha_star"]), np.log(nonzero),
-                          np.arange(1, len(nonzero) + 1))) for i in ys]
-    ax.plot(xs, ys, ls="none", marker="o", ms=3, mfc="white", mec="black", mew=0.5)
-    ax.set_xticks(range(len(grid)), [format_alpha(a) if a > 0 else "0" for a in grid], rotation=90)
-    step = max(1, len(matrix.index) // 8)
-    ax.set_yticks(range(0, len(matrix.index), step), [str(v) for v in matrix.index[::step]])
-    ax.set_xlabel("$\\alpha$ (× mean $|h_\\ell|$)")
-    ax.set_title(f"{names[spec]}\n{group}")
-    if ax is axes[0][0]:
-        ax.set_ylabel(f"layer $\\ell$ ({heatmap_kind} after block $\\ell$)")
-if image is not None:
-    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.9, label="retention (Biderman)")
+fig = dynamics_figures.layer_heatmaps(heat, layer_fits, models, names, kind=heatmap_kind)
 report.save_figure(fig, out, NAME)
 plt.close(fig)
 
@@ -146,32 +115,7 @@ profile_tests = dynamics_runs.profile_tests(runs)
 profile_tests.drop(columns="number").round(4)
 
 # %%
-fig, axes = plt.subplots(len(models), 2, figsize=(7.0, 2.0 * len(models) + 0.4), squeeze=False,
-                         constrained_layout=True)
-STYLE = {"memorized": "-", "control": "--"}
-for row, spec in enumerate(models):
-    ax_l, ax_s = axes[row]
-    for number in range(len(profile_actions)):
-        for group, ls in STYLE.items():
-            at = dict(spec=spec, action=number, group=group)
-            lp = layer_mean[(layer_mean[list(at)] == pd.Series(at)).all(axis=1)]
-            sp = step_mean[(step_mean[list(at)] == pd.Series(at)).all(axis=1)]
-            if lp.empty:
-                continue
-            ax_l.plot(lp["layer"], lp["rel_distance"], color=f"C{number}", ls=ls, lw=1.0, marker=".", ms=3)
-            ax_s.plot(sp["step"], sp["kl"].clip(lower=1e-6), color=f"C{number}", ls=ls, lw=1.0, marker=".", ms=3)
-    ax_l.legend(handles=[Line2D([], [], color=f"C{i}", lw=1.0, label=action_label(runs.actions[(spec, i)]))
-                         for i in range(len(profile_actions))], loc="upper left", frameon=False)
-    ax_l.set_ylabel(f"{names[spec]}\n$|h-\\tilde h|/|h|$ (continuation)")
-    ax_s.set_ylabel("KL($p_{clean}\\,\\|\\,p_{perturbed}$)")
-    ax_s.set_yscale("log")
-    for ax in (ax_l, ax_s):
-        ax.grid(alpha=0.3, lw=0.4)
-    if row == len(models) - 1:
-        ax_l.set_xlabel("layer")
-        ax_s.set_xlabel("continuation step")
-handles = [Line2D([], [], color="0.3", ls=ls, lw=1.0, label=group) for group, ls in STYLE.items()]
-fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+fig = dynamics_figures.fragility_figure(layer_mean, step_mean, runs, names, n_actions=len(profile_actions))
 report.save_figure(fig, out, "fig_fragility")
 plt.close(fig)
 

@@ -61,14 +61,10 @@ out = nb.setup(out_dir, threads=threads)  # quiet, matplotlib Agg, torch threads
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.lines import Line2D
-from matplotlib.ticker import NullLocator
 
-from memkit.dynamics.actions import FAMILIES
 from memkit.dynamics.transitions import group_tests, more_robust, rank_robustness
-from memkit.paper import dynamics_runs, report
+from memkit.paper import dynamics_figures, dynamics_runs, report
 from memkit.paper.controls import balance_table, control_numbers
-from memkit.paper.report import format_alpha
 
 NAME = "fig_phase"
 names, keys = nb.model_labels(models, labels), nb.model_keys(models, macro_names)
@@ -125,41 +121,7 @@ tests.round(4)
 # ## Figure
 
 # %%
-FAMILY_TITLE = {"token": "token actions: $\\alpha$ = fraction of the prefix",
-                "embedding": "embedding actions: $\\alpha$ × mean $|h_\\ell|$",
-                "logit": "logit actions: $\\alpha$ = logit offset"}
-GROUP_STYLE = {"memorized": dict(ls="-", marker="o", mfc=None), "control": dict(ls="--", marker="s", mfc="white")}
-kind_colour = {kind: f"C{i % 10}" for i, kind in enumerate(phase.kinds)}
-plt.rcParams.update({"font.size": 7, "axes.titlesize": 7, "legend.fontsize": 6})
-fig, axes = plt.subplots(len(models), len(phase.families), figsize=(7.0, 2.0 * len(models) + 0.9), squeeze=False,
-                         sharey=True, constrained_layout=True)
-for (row, spec), (col, family) in ((r, c) for r in enumerate(models) for c in enumerate(phase.families)):
-    ax = axes[row, col]
-    grid = sorted(a for a in phase.grids[(spec, family)] if a > 0)
-    zero_at = grid[0] / 2  # log axis: alpha = 0 is drawn one grid step left of the smallest alpha
-    for kind in [kd for kd in phase.kinds if FAMILIES[kd] == family]:
-        for group, style in GROUP_STYLE.items():
-            part = curves[(curves["spec"] == spec) & (curves["kind"] == kind) & (curves["group"] == group)]
-            if not part.empty:
-                ax.plot([a if a > 0 else zero_at for a in part["alpha"]], part["retention"], color=kind_colour[kind],
-                        lw=1.0, ms=3, ls=style["ls"], marker=style["marker"], mfc=style["mfc"] or kind_colour[kind],
-                        label=kind if group == "memorized" else None)
-    ax.axhline(0.5, color="0.5", lw=0.5, ls=":")
-    ax.set_xscale("log")
-    ax.set_xticks([zero_at] + grid, ["0"] + [format_alpha(a) for a in grid], fontsize=5.5)
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_ylim(-0.04, 1.04)
-    ax.grid(alpha=0.3, lw=0.4)
-    if row == 0:
-        ax.set_title(FAMILY_TITLE[family])
-    if col == 0:
-        ax.set_ylabel(f"{names[spec]}\nretention (Biderman)")
-    if row == len(models) - 1:
-        ax.set_xlabel("$\\alpha$")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=2, frameon=False, handlelength=1.6)
-handles = [Line2D([], [], color="0.3", lw=1.0, ms=3, ls=style["ls"], marker=style["marker"],
-                  mfc=style["mfc"] or "0.3", label=group) for group, style in GROUP_STYLE.items()]
-fig.legend(handles=handles, loc="outside upper center", ncol=2, frameon=False)
+fig = dynamics_figures.phase_figure(curves, phase, names)  # one row per model, one column per family
 report.save_figure(fig, out, NAME)
 plt.close(fig)
 

@@ -10,6 +10,8 @@
                  (fig_phase, fig_layers), `shock_runs` (tab_shock), `organism_runs` (the zoo figures),
                  `scale_runs` (fig_scale), `lens_runs`, `heads_runs`, `editing_runs` (mechanisms),
                  with `mechanism_models` (which models they run) and `provenance` (the appendix stamp)
+- `dynamics_figures` the figures of fig_phase and fig_layers
+- `controls`     controls matched on the confidence of the clean continuation
 - `token_html`   coloured continuation of the explore notebook
 
 May import every analysis package (`core`, `dynamics`, `organisms`, `mechanisms`, `mia`);
