@@ -900,3 +900,34 @@ def test_gguf_conversion_is_silent(tmp_path, empty_cache):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert len(pd.read_parquet(out)) == 2
+
+
+def test_ctrl_c_turned_into_another_error_is_still_an_interruption(monkeypatch, capsys):
+    """transformers turns a SIGINT inside its lazy imports into "Could not import module ...": still exit 130."""
+    import argparse
+    import os as _os
+
+    import memkit.cli as cli
+
+    def swallowing_import(args):
+        try:
+            _os.kill(_os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler raises here
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("Could not import module 'GPTNeoXForCausalLM'") from exc
+
+    class Parser:
+        def parse_args(self, argv):
+            return argparse.Namespace(func=swallowing_import)
+
+    monkeypatch.setattr(cli, "build_parser", lambda: Parser())
+    assert cli.main([]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["memkit: interrupted; rerun the same command to resume"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+    def plain_bug(args):
+        raise RuntimeError("a bug, not a Ctrl-C")
+
+    monkeypatch.setattr(Parser, "parse_args", lambda self, argv: argparse.Namespace(func=plain_bug))
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main([])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from ..errors import MemkitError
@@ -58,29 +59,72 @@ def _error(message: str) -> int:
     return 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = None
-    try:
-        args = build_parser().parse_args(argv)
-        args.func(args)
-    except KeyboardInterrupt:
-        print("memkit: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
-    except StdoutClosed:
+class _Sigint:
+    """Remembers that Ctrl-C arrived: a library may turn the KeyboardInterrupt into another error
+    (transformers reports a SIGINT inside its lazy imports as "Could not import module ...")."""
+
+    seen = False
+
+    @classmethod
+    def handler(cls, signum, frame) -> None:
+        cls.seen = True
+        raise KeyboardInterrupt
+
+    @classmethod
+    def install(cls):
+        """Replace Python's default SIGINT handler (only that one: an ignored SIGINT stays ignored).
+
+        Returns the handler to restore afterwards, or None when nothing was replaced.
+        """
+        cls.seen = False
+        try:
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                return signal.signal(signal.SIGINT, cls.handler)
+        except ValueError:  # not the main thread (e.g. main() called from a worker): keep the default
+            pass
+        return None
+
+
+def _interrupted() -> int:
+    print("memkit: interrupted; rerun the same command to resume", file=sys.stderr)
+    return 130
+
+
+def _report(exc: Exception, args) -> int:
+    """One line and exit code 2 (or 0) for the errors the user can act on; anything else is a bug: re-raised."""
+    if isinstance(exc, StdoutClosed):
         _silence_stdout()
         return 0
-    except StdoutError as exc:
+    if isinstance(exc, StdoutError):
         _silence_stdout()
         if getattr(args, "writes_file", False):  # the output file is complete; only the summary was lost
             print(f"memkit: note: {args.out} was written; {exc}", file=sys.stderr)
             return 0
         return _error(str(exc))
-    except MemkitError as exc:
+    if isinstance(exc, MemkitError):
         return _error(str(exc))
-    except OSError as exc:  # disk full, read-only file system, permissions: the environment, not a bug
+    if isinstance(exc, OSError):  # disk full, read-only file system, permissions: the environment, not a bug
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         return _error(f"{exc.strerror or exc}{where}")
+    raise exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    previous = _Sigint.install()
+    args = None
+    try:
+        args = build_parser().parse_args(argv)
+        args.func(args)
+    except KeyboardInterrupt:
+        return _interrupted()
+    except Exception as exc:
+        if _Sigint.seen:  # an error a Ctrl-C caused (e.g. inside an import) is the interruption, not a failure
+            return _interrupted()
+        return _report(exc, args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     return 0
 
 
