@@ -6,19 +6,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from memkit.core.stats import nearest_matches
 from memkit.paper import controls
 
 
-def test_match_nearest_without_replacement_hardest_first():
+def test_nearest_matches_without_replacement_hardest_first():
     treated = pd.Series({"a": 0.9, "b": 0.85})
     pool = pd.Series({"x": 0.2, "y": 0.88, "z": 0.6, "w": np.nan})
-    pairs = controls.match_nearest(treated, pool)
+    pairs = nearest_matches(treated, pool)
     # a (0.9) goes first and takes y (0.88); b must take the next nearest, z (0.6), not y again
     assert pairs[["treated_id", "control_id"]].values.tolist() == [["a", "y"], ["b", "z"]]
     assert np.allclose(pairs["distance"], [0.02, 0.25])
-    two = controls.match_nearest(pd.Series({"a": 0.5}), pool, ratio=2)
+    two = nearest_matches(pd.Series({"a": 0.5}), pool, ratio=2)
     assert two["control_id"].tolist() == ["z", "x"]  # NaN never matched
-    assert controls.match_nearest(treated, pd.Series(dtype=float)).empty
+    assert nearest_matches(treated, pd.Series(dtype=float)).empty
+    # strata: a only matches within "s" (x), b within "t" (z), though y is nearer to both
+    strata = nearest_matches(treated, pool, treated_strata=pd.Series({"a": "s", "b": "t"}),
+                             pool_strata=pd.Series({"x": "s", "y": "u", "z": "t", "w": "s"}))
+    assert strata[["treated_id", "control_id"]].values.tolist() == [["a", "x"], ["b", "z"]]
 
 
 def test_standardized_mean_difference():

@@ -68,6 +68,7 @@ from tqdm import tqdm
 from .core.extract import (code_version, pad_token_id, plan_batches, read_run_config, run_config_hash,
                            run_extraction, samples_fingerprint, write_table)
 from .core.kjv import BIBLE_COMMAND, bible_dump, chapter_verses
+from .core.stats import nearest_matches
 from .core.models import LoadedModel
 from .core.samples import MODES, Sample, leading_special_ids, make_sample
 from .errors import MemkitError
@@ -752,14 +753,9 @@ def matched_controls(census: str | Path | Census | pd.DataFrame, *, rule: str = 
     memorized = frame[_memorized_mask(frame, rule)].sort_values([by, "id"], ascending=[False, True])
     pool = frame[~frame["near_verbatim"].astype(bool) & ~frame["exact_match"].astype(bool)
                  & frame["source"].isin(set(memorized["source"]))].sort_values("id")
-    controls = []
-    for target in memorized.to_dict("records"):
-        options = pool[pool["source"] == target["source"]] if same_source else pool
-        if options.empty:
-            continue
-        distance = (options[by] - target[by]).abs()
-        best = distance.sort_values(kind="stable").index[0]
-        controls.append(_records(pool.loc[[best]])[0] | {"matched_to": target["id"],
-                                                          "distance": float(distance[best])})
-        pool = pool.drop(index=best)
-    return controls
+    strata = dict(treated_strata=memorized.set_index("id")["source"], pool_strata=pool.set_index("id")["source"]) \
+        if same_source else {}
+    pairs = nearest_matches(memorized.set_index("id")[by], pool.set_index("id")[by], **strata)
+    rows = pool.set_index("id").loc[pairs["control_id"]].reset_index()
+    return [record | {"matched_to": pair.treated_id, "distance": pair.distance}
+            for record, pair in zip(_records(rows), pairs.itertuples())]

@@ -15,6 +15,7 @@ import math
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
 #: Smallest group size for which a bootstrap CI is reported.
 MIN_BOOTSTRAP_N = 20
@@ -89,3 +90,28 @@ def _mean_difference(x, y, axis=-1):
 
 
 __all__ = ["MIN_BOOTSTRAP_N", "bootstrap_diff_ci", "holm", "permutation_test_means", "smallest_permutation_p"]
+
+
+def nearest_matches(treated: pd.Series, pool: pd.Series, *, ratio: int = 1, treated_strata: pd.Series | None = None,
+                    pool_strata: pd.Series | None = None) -> pd.DataFrame:
+    """Greedy nearest-neighbour matching without replacement on one covariate (id -> value in both Series).
+
+    Treated items are matched in descending order of their value (the hardest to match first; ties
+    in input order), `ratio` controls each, the nearest pool item winning (ties: pool order). With
+    strata (id -> stratum for each side) an item only matches pool items of its own stratum. NaN
+    pool values are never matched. Rows: treated_id, control_id, distance.
+    """
+    available = pool.dropna()
+    rows = []
+    for treated_id, value in treated.sort_values(ascending=False, kind="stable").items():
+        for _ in range(ratio):
+            options = available
+            if treated_strata is not None:
+                options = available[pool_strata.reindex(available.index) == treated_strata[treated_id]]
+            if options.empty:
+                break
+            distance = (options - value).abs()
+            control_id = distance.idxmin()
+            rows.append({"treated_id": treated_id, "control_id": control_id, "distance": float(distance[control_id])})
+            available = available.drop(control_id)
+    return pd.DataFrame(rows, columns=["treated_id", "control_id", "distance"])

@@ -9,7 +9,8 @@ greedy continuations are repetition loops, decoded with a confidence unlike a re
 any difference in fragility could be a difference in confidence. Here the controls are texts of
 the record file that are neither memorized, computed sequences nor shuffled controls, chosen by
 nearest-neighbour matching (without replacement) on the mean top-1 probability along the model's
-own clean greedy continuation. `balance_table` reports what the matching achieved (means,
+own clean greedy continuation (`core.stats.nearest_matches`, as `census.matched_controls`).
+`balance_table` reports what the matching achieved (means,
 standardized mean differences, each pair's distance): a match that stays far apart is shown, not hidden.
 
 Paper level: it combines the dynamics' sample selection with the teacher-forced scores of
@@ -25,6 +26,7 @@ import pandas as pd
 
 from ..core.models import LoadedModel
 from ..core.samples import Sample
+from ..core.stats import nearest_matches
 from .report import format_number
 
 #: Record categories never used as matched controls: computed sequences and shuffled texts.
@@ -51,25 +53,6 @@ def greedy_confidence(lm: LoadedModel, samples: Sequence[Sample], clean: pd.Data
     return pd.DataFrame({"id": [s.id for s in stats],
                          "confidence": [float(np.exp(s.logprob).mean()) for s in stats],
                          "mean_logprob": [float(s.logprob.mean()) for s in stats]})
-
-
-def match_nearest(treated: pd.Series, pool: pd.Series, *, ratio: int = 1) -> pd.DataFrame:
-    """Greedy nearest-neighbour matching without replacement on one covariate (id -> value in both Series).
-
-    Treated items are matched in descending order of their value (the hardest to match first),
-    `ratio` controls each, ties broken by pool order. Rows: treated_id, control_id, distance.
-    """
-    available = pool.dropna().copy()
-    rows = []
-    for treated_id, value in treated.sort_values(ascending=False, kind="stable").items():
-        for _ in range(ratio):
-            if available.empty:
-                break
-            distance = (available - value).abs()
-            control_id = distance.idxmin()
-            rows.append({"treated_id": treated_id, "control_id": control_id, "distance": float(distance[control_id])})
-            available = available.drop(control_id)
-    return pd.DataFrame(rows, columns=["treated_id", "control_id", "distance"])
 
 
 def standardized_mean_difference(a: Sequence[float], b: Sequence[float]) -> float:
@@ -104,8 +87,8 @@ def matched_sets(lm: LoadedModel, records: Sequence[dict], *, k: int, m: int, cl
     """`dynamics_samples` with confidence-matched natural-text controls instead of the shuffled ones.
 
     Returns (samples, their clean runs, id -> group of every record run, confidence): groups are
-    memorized, control (the matched texts), shuffled (the shuffled-word records, not run) and other; `confidence` has one row per memorized
-    sample and per pool candidate (id, group: memorized / control / unmatched, confidence), the
+    memorized, control (the matched texts), shuffled (the shuffled-word records, not run) and
+    other; `confidence` has one row per memorized sample and per pool candidate (id, group: memorized / control / unmatched, confidence), the
     input of `balance_table`.
     """
     from ..core.samples import make_samples
@@ -128,7 +111,7 @@ def matched_sets(lm: LoadedModel, records: Sequence[dict], *, k: int, m: int, cl
                             greedy_confidence(lm, pool_samples, pool_clean, batch_size=batch_size
                                               ).assign(group="unmatched")], ignore_index=True)
     values = confidence.set_index("id")["confidence"]
-    pairs = match_nearest(values.reindex([s.id for s in memorized]), values.reindex([s.id for s in pool_samples]),
+    pairs = nearest_matches(values.reindex([s.id for s in memorized]), values.reindex([s.id for s in pool_samples]),
                           ratio=ratio)
     controls = set(pairs["control_id"])
     confidence.loc[confidence["id"].isin(controls), "group"] = CONTROL
