@@ -26,7 +26,7 @@ def setup():
     canaries = K.make_canaries(tok, heldout, words, CELLS, n_tokens=N_TOKENS, seed=7, train_docs=corpus.train_docs)
     stream = background_stream(encode_docs(tok, corpus.train_docs[:200]), 1200, SEQ_LEN, tok.eos_token_id, seed=7)
     background = stream.copy()
-    K.insert_canaries(stream, canaries, tok.eos_token_id, seed=7, window_frac=0.25)
+    K.insert_canaries(stream, canaries, tok.eos_token_id, seed=7)
     return tok, heldout, words, canaries, stream, background, corpus.train_docs
 
 
@@ -90,9 +90,10 @@ def test_windows_are_respected_and_background_is_untouched_elsewhere(setup):
     tok, heldout, words, canaries, stream, background, train_docs = setup
     n_seq = stream.shape[0]
     for c in canaries:
-        lo, hi = K.window_range(c.window, n_seq, 0.25)
+        lo, hi = K.window_range(c.window, n_seq)
         assert all(lo <= p // SEQ_LEN < hi for p in c.positions), c.id
-    assert K.window_range("early", n_seq, 0.25) == (0, 300) and K.window_range("late", n_seq, 0.25) == (900, 1200)
+    assert K.window_range("early", n_seq) == (0, 300) and K.window_range("late", n_seq) == (900, 1200)
+    assert K.window_range("late", n_seq, {"late": (0.55, 0.8)}) == (660, 960)
     touched = {p // SEQ_LEN for c in canaries for p in c.positions}
     untouched = [i for i in range(n_seq) if i not in touched]
     assert np.array_equal(stream[untouched], background[untouched])

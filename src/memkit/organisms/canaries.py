@@ -12,8 +12,9 @@ Every canary is exactly `n_tokens` token ids; its text is their decoding.
 
 Levels: a canary of level c is inserted c times (DUP_LEVELS = 0, 1, 4, 16, 64, 256); level 0
 canaries are the never-seen controls. Windows: `all` spreads the copies over the whole
-training stream, `early` over its first `window_frac` and `late` over its last `window_frac`
-(training order), to study forgetting.
+training stream, `early` and `late` over two spans of it given as fractions of the stream
+(`windows`, training order), to study forgetting; the zoo puts both inside the constant-LR
+phase of its schedule so that early and late copies see the same learning rate.
 
 Insertion: the training stream is a (sequences, seq_len) grid read in order, batch after
 batch. A copy `[eos] canary [eos]` overwrites a span at a seeded random offset of a seeded
@@ -185,14 +186,21 @@ def make_canaries(tokenizer, heldout: Sequence[tuple[str, str]], words: Sequence
     return canaries
 
 
-def window_range(window: str, n_sequences: int, window_frac: float) -> tuple[int, int]:
-    """[start, stop) of the training sequences a window covers."""
-    width = int(round(n_sequences * window_frac))
-    return {"all": (0, n_sequences), "early": (0, width), "late": (n_sequences - width, n_sequences)}[window]
+#: Default early/late spans, as fractions [start, stop) of the training stream.
+DEFAULT_WINDOWS = {"early": (0.0, 0.25), "late": (0.75, 1.0)}
+
+
+def window_range(window: str, n_sequences: int, windows: dict[str, tuple[float, float]] | None = None
+                 ) -> tuple[int, int]:
+    """[start, stop) of the training sequences a window covers (`windows`: fractions of the stream)."""
+    if window == "all":
+        return 0, n_sequences
+    start, stop = (windows or DEFAULT_WINDOWS)[window]
+    return int(round(n_sequences * start)), int(round(n_sequences * stop))
 
 
 def insert_canaries(stream: np.ndarray, canaries: Sequence[Canary], eos_id: int, *, seed: int = 0,
-                    window_frac: float = 0.25) -> list[Canary]:
+                    windows: dict[str, tuple[float, float]] | None = None) -> list[Canary]:
     """Overwrite seeded spans of `stream` (sequences x seq_len, edited in place) with canary copies.
 
     Windowed canaries are placed first, then the others; each copy takes a sequence no other
@@ -210,7 +218,7 @@ def insert_canaries(stream: np.ndarray, canaries: Sequence[Canary], eos_id: int,
         span = len(canary.token_ids) + 2
         if span > seq_len:
             raise MemkitError(f"canary {canary.id}: {span} tokens with separators do not fit a {seq_len}-token sequence")
-        start, stop = window_range(canary.window, n_seq, window_frac)
+        start, stop = window_range(canary.window, n_seq, windows)
         candidates = start + np.flatnonzero(free[start:stop])
         if len(candidates) < canary.level:
             raise MemkitError(f"canary {canary.id}: only {len(candidates)} free training sequences in window "

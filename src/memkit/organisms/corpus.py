@@ -1,6 +1,6 @@
 """The organisms' background corpus: the King James Bible from Debian, normalised, split, tokenised.
 
-    corpus = build_corpus()            # cached under <cache>/corpus/<sha256-prefix>/
+    corpus = build_corpus()            # cached under <cache>/corpus/<sha256-prefix>-h<HELDOUT_EVERY>/
     corpus.train_docs, corpus.heldout_docs, corpus.tokenizer
 
 Source: the Debian packages `bible-kjv` (the `bible` reader) and `bible-kjv-text` (its
@@ -38,7 +38,7 @@ from ..paths import cache_dir, code_fingerprint
 #: SHA-256 of the normalised text (bible-kjv-text 4.38, Debian bookworm); see `normalise`.
 CORPUS_SHA256 = "7b32002157876445b05496509caf76fa9325c89c601d439d04dee90359c76c3f"
 N_CHAPTERS = 1189
-HELDOUT_EVERY = 20
+HELDOUT_EVERY = 10  # 119 held-out chapters: canary passages and the held-out loss set
 VOCAB_SIZE = 4096
 BOS, EOS, PAD = "<|bos|>", "<|endoftext|>", "<|pad|>"
 
@@ -115,7 +115,7 @@ def build_corpus(expected_sha256: str | None = CORPUS_SHA256, root: Path | None 
     """
     root = Path(root) if root is not None else cache_dir() / "corpus"
     if expected_sha256 is not None:
-        folder = root / expected_sha256[:16]
+        folder = root / _folder_name(expected_sha256)
         if (folder / "corpus.json").exists():
             return _load(folder)
     chapters = parse_chapters(bible_dump())
@@ -126,7 +126,7 @@ def build_corpus(expected_sha256: str | None = CORPUS_SHA256, root: Path | None 
     if expected_sha256 is not None and sha != expected_sha256:
         raise MemkitError(f"corpus checksum mismatch: normalised KJV text has SHA-256 {sha[:16]}..., expected "
                           f"{expected_sha256[:16]}... (another {APT_PACKAGE}/bible-kjv-text version?)")
-    folder = root / sha[:16]
+    folder = root / _folder_name(sha)
     if (folder / "corpus.json").exists():
         return _load(folder)
     train_i, held_i = split_index(len(chapters))
@@ -145,6 +145,22 @@ def build_corpus(expected_sha256: str | None = CORPUS_SHA256, root: Path | None 
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
     return _load(folder)
+
+
+def _folder_name(sha256: str) -> str:
+    """Cache folder of a corpus: its checksum and the split (another split is another tokenizer)."""
+    return f"{sha256[:16]}-h{HELDOUT_EVERY}"
+
+
+def heldout_grid(tokenizer, docs: list[str], seq_len: int, max_sequences: int):
+    """Up to `max_sequences` x `seq_len` held-out token grid: `docs` + eos concatenated in order, cut."""
+    import numpy as np
+
+    ids = [t for doc in encode_docs(tokenizer, docs) for t in doc + [tokenizer.eos_token_id]]
+    n = min(max_sequences, len(ids) // seq_len)
+    if n <= 0:
+        raise MemkitError(f"held-out documents hold {len(ids)} tokens, fewer than one {seq_len}-token sequence")
+    return np.asarray(ids[: n * seq_len], dtype=np.int64).reshape(n, seq_len)
 
 
 def _load(folder: Path) -> Corpus:

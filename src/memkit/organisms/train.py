@@ -5,13 +5,17 @@
 
 Same config + same stream -> bit-identical weights: fixed-seed initialisation, no dropout,
 fp32, the stream read batch after batch (step s sees sequences [s*B, (s+1)*B)), AdamW with a
-learning rate that is a pure function of the step (linear warm-up, cosine decay), and a
+learning rate that is a pure function of the step (linear warm-up, then cosine decay or
+warm-up-stable-decay: constant, then a linear decay over the last `decay_frac`), and a
 fixed number of torch threads while training (`threads`; float reductions depend on it, so
 it is part of the config). Every `save_every` steps and at every checkpoint the training
 state (weights, AdamW moments, step, losses) is saved in safetensors + JSON, so a killed run
 resumes exactly where that state left off and ends with the same weights as an
 uninterrupted run. Checkpoints are Hugging Face folders (`step-000064/`: safetensors,
 config, tokenizer, memkit.json) written atomically, loadable by `memkit.load_model`.
+With an `eval_stream` (held-out sequences), the mean held-out loss is measured at every
+checkpoint and stored in done.json and the checkpoint's memkit.json (undertraining shows as a
+held-out loss still falling at the end).
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class TrainConfig:
     lr: float = 2e-3
     min_lr_frac: float = 0.1
     warmup_frac: float = 0.05
+    schedule: str = "cosine"  # or "wsd": warm-up, constant, linear decay over the last decay_frac
+    decay_frac: float = 0.2
     weight_decay: float = 0.01
     beta1: float = 0.9
     beta2: float = 0.95
@@ -78,10 +84,19 @@ def non_embedding_params(model) -> int:
 
 
 def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
-    """Learning rate used for the update of (0-based) `step`: linear warm-up then cosine decay."""
+    """Learning rate used for the update of (0-based) `step`: linear warm-up, then cosine decay or
+    (schedule "wsd") constant until the last `decay_frac` of the steps and a linear decay there."""
     warmup = max(1, int(round(cfg.warmup_frac * total)))
     if step < warmup:
         return cfg.lr * (step + 1) / warmup
+    if cfg.schedule == "wsd":
+        decay_start = total - int(round(cfg.decay_frac * total))
+        if step < decay_start:
+            return cfg.lr
+        progress = (step - decay_start + 1) / max(1, total - decay_start)
+        return cfg.lr * (1 - (1 - cfg.min_lr_frac) * progress)
+    if cfg.schedule != "cosine":
+        raise MemkitError(f"unknown learning-rate schedule {cfg.schedule!r}; choose cosine or wsd")
     progress = (step - warmup) / max(1, total - warmup)
     return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
 
@@ -167,12 +182,27 @@ def _save_checkpoint(out_dir: Path, model, tokenizer, step: int, meta: dict) -> 
     os.replace(tmp, target)
 
 
+@torch.no_grad()
+def heldout_loss(model, eval_stream: np.ndarray, batch_size: int = 16) -> float:
+    """Mean next-token loss of `model` over every token of the held-out grid (sequences x seq_len)."""
+    data = torch.from_numpy(np.ascontiguousarray(eval_stream, dtype=np.int64))
+    total, count = 0.0, 0
+    for start in range(0, len(data), batch_size):
+        batch = data[start : start + batch_size]
+        n = batch.shape[0] * (batch.shape[1] - 1)
+        total += float(model(input_ids=batch, labels=batch).loss) * n
+        count += n
+    return round(total / count, 6)
+
+
 def train(cfg: TrainConfig, stream: np.ndarray, out_dir: Path | str, tokenizer, *, progress: bool = True,
-          meta: dict | None = None, desc: str = "train", position: int = 0, stop_after: int | None = None) -> dict:
+          meta: dict | None = None, desc: str = "train", position: int = 0, stop_after: int | None = None,
+          eval_stream: np.ndarray | None = None) -> dict:
     """Train (or resume) one organism on `stream`; returns the contents of `<out_dir>/done.json`.
 
     `meta` is copied into every checkpoint's memkit.json (name, source, ...). `stop_after`
     stops after that many steps of this call without saving, as a kill would (for tests).
+    `eval_stream`: held-out sequences whose mean loss is recorded at every checkpoint.
     """
     from transformers.utils import logging as hf_logging
 
@@ -219,14 +249,18 @@ def train(cfg: TrainConfig, stream: np.ndarray, out_dir: Path | str, tokenizer, 
             bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
             if step in checkpoints:
                 model.eval()
-                _save_checkpoint(out_dir, model, tokenizer, step, {**meta, "train_loss": losses[-1]})
+                extra = {"train_loss": losses[-1]}
+                if eval_stream is not None:
+                    extra["heldout_loss"] = heldout_loss(model, eval_stream)
+                _save_checkpoint(out_dir, model, tokenizer, step, {**meta, **extra})
                 model.train()
             if step in checkpoints or step % cfg.save_every == 0:
                 _save_state(out_dir, model, optimizer, step, losses)
         bar.close()
+        saved = {s: json.loads((checkpoint_dir(out_dir, s) / "memkit.json").read_text()) for s in checkpoints}
         result = {"steps": total, "checkpoints": checkpoints, "losses": losses,
-                  "weights_sha256": {str(s): json.loads((checkpoint_dir(out_dir, s) / "memkit.json").read_text())
-                                     ["weights_sha256"] for s in checkpoints},
+                  "heldout_loss": {str(s): saved[s]["heldout_loss"] for s in checkpoints if "heldout_loss" in saved[s]},
+                  "weights_sha256": {str(s): saved[s]["weights_sha256"] for s in checkpoints},
                   "non_embedding_params": meta["non_embedding_params"], "n_params": meta["n_params"]}
         with atomic_path(done_file) as tmp:
             tmp.write_text(json.dumps(result, sort_keys=True))
