@@ -124,7 +124,7 @@ def test_cpu_profile_names_only_cpu_models():
     ("hub:EleutherAI/pythia-1.4b-deduped@step23000", HubSpec("EleutherAI/pythia-1.4b-deduped", "step23000")),
     ("hub:org/model@refs/pr/1", HubSpec("org/model", "refs/pr/1")),
     ("org/model@0123abcd", HubSpec("org/model", "0123abcd")),
-    ("zoo:1.3m@final", None), ("zoo:smoke/100k@96", None), ("gemma-3-270m", None), ("./folder", None),
+    ("zoo:397k@final", None), ("zoo:smoke/100k@96", None), ("gemma-3-270m", None), ("./folder", None),
     ("org/model@", None), ("/abs/path@x", None),
 ])
 def test_parse_hub_spec(spec, expected):

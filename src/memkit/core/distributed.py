@@ -1,7 +1,7 @@
 """Scale-out on Ray: `run_extraction` with one model per Ray actor, same output file.
 
     source = open_source("pile.bin", seq_len=2049)
-    run_extraction_ray("zoo:1.3m@final", source, "out.parquet", config, k=32, m=32, num_actors=8)
+    run_extraction_ray("zoo:397k@final", source, "out.parquet", config, k=32, m=32, num_actors=8)
 
 The driver scans and checks the input (as the single-process run does), then runs a Ray
 Data pipeline over the chunks that are not finished yet: one block per chunk (samples
