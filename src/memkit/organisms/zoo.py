@@ -98,12 +98,13 @@ PROFILES: dict[str, Profile] = {
     # 5 sizes spanning 60x in non-embedding parameters (one width per size, 2 layers: the budget of 25
     # minutes on 2 cores allows no deeper models with 3 seeds and the sweep); per kind 16 never-inserted
     # controls, 8 canaries at each level 1-64 and 4 at 256 (24 and 12 over the 3 kinds), and 4 per
-    # window at level 16 in each of the early and late windows (12 per window). The LR sweep: 5 rates a
-    # factor 2 apart, each trained for the first 20 % of the stream (short runs favour larger rates: stated).
+    # window at level 16 in each of the early and late windows (12 per window). The LR sweep: 6 rates a
+    # factor 2 apart, each trained for the first 20 % of the stream (short runs favour larger rates: stated);
+    # a first grid from 2.5e-3 up put the three largest sizes on its lower edge, hence the range.
     "paper": Profile(
         name="paper",
         sizes={"6.6k": (16, 2, 2), "25k": (32, 2, 2), "100k": (64, 2, 4), "224k": (96, 2, 4), "397k": (128, 2, 4)},
-        lr_grid=(2.5e-3, 5e-3, 1e-2, 2e-2, 4e-2), seeds=(0, 1, 2), sweep_frac=0.2,
+        lr_grid=(6.25e-4, 1.25e-3, 2.5e-3, 5e-3, 1e-2, 2e-2), seeds=(0, 1, 2), sweep_frac=0.2,
         n_sequences=19200, seq_len=128, batch_size=8,
         checkpoints=(120, 240, 480, 720, 960, 1200, 1440, 1680, 1920, 2160, 2280, 2400),
         cells=_cells({0: 16, 1: 8, 4: 8, 16: 8, 64: 8, 256: 4}, {16: 4}),
