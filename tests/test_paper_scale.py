@@ -65,7 +65,8 @@ def test_scale_numbers_size_ratio_per_model():
 
 # -- the figure (memkit.paper.scale_figures) ----------------------------------------------------------
 def _figure_frames():
-    rates = {f"{rule}_rate": [0.0, 0.25, 0.5] for rule in ("mem_exact", "mem_biderman", "mem_near_verbatim", "mem_seed")}
+    rules = ("mem_exact", "mem_biderman", "mem_near_verbatim", "mem_seed")
+    rates = {f"{rule}_rate": [0.0, 0.25, 0.5] for rule in rules}
     ours = pd.DataFrame({"spec": ["a", "a", "b"], "label": ["A", "A", "B"], "mode": ["raw", "chat", "raw"],
                          "n_params": [135e6, 135e6, 270e6], "n": [8, 8, 8],
                          "max_seed_score_seed_ids": [0.8, float("nan"), 0.2], **rates})
