@@ -61,3 +61,60 @@ def test_scale_numbers_size_ratio_per_model():
     assert numbers["ScaleSmolSizeRatio"] == "52"  # 7e9 / 134.5e6 = 52.04
     assert numbers["ScaleSizeRatio"] == numbers["ScaleGemmaSizeRatio"]  # the largest model measured here
     assert "ScaleSmolChatSizeRatio" not in numbers  # one ratio per model, not per mode
+
+
+# -- the figure (memkit.paper.scale_figures) ----------------------------------------------------------
+def _figure_frames():
+    rules = ("mem_exact", "mem_biderman", "mem_near_verbatim", "mem_seed")
+    rates = {f"{rule}_rate": [0.0, 0.25, 0.5] for rule in rules}
+    ours = pd.DataFrame({"spec": ["a", "a", "b"], "label": ["A", "A", "B"], "mode": ["raw", "chat", "raw"],
+                         "n_params": [135e6, 135e6, 270e6], "n": [8, 8, 8],
+                         "max_seed_score_seed_ids": [0.8, float("nan"), 0.2], **rates})
+    organisms = pd.DataFrame({"n_params": [1e6, 4e6], "max_seed_score_seed_ids": [0.1, 0.3],
+                              **{key: [0.0, 0.125] for key in rates}})
+    lit = pd.DataFrame({"model": ["X", "Y"], "params": [7e9, 175e9], "value": [0.9, 0.4],
+                        "kind": [scale_runs.QUOTED_MEASURED, scale_runs.QUOTED_UNCITED]})
+    return ours, organisms, lit
+
+
+def test_params_label():
+    from memkit.paper.scale_figures import params_label
+
+    assert [params_label(x) for x in (850e3, 135e6, 1.5e9, 175e9)] == ["850k", "135M", "1.5B", "175B"]
+
+
+def test_scale_x_limits_quoted_points_only_in_panel_a():
+    from memkit.paper.scale_figures import scale_x_limits
+
+    ours, organisms, lit = _figure_frames()
+    (a_lo, a_hi), (b_lo, b_hi) = scale_x_limits(ours, organisms, lit)
+    assert (a_lo, a_hi) == (1e6 / 2, 175e9 * 3)
+    assert (b_lo, b_hi) == (1e6 / 1.6, 270e6 * 1.6)
+    assert scale_x_limits(ours, organisms, lit.iloc[:0])[0] == (1e6 / 2, 270e6 * 3)  # no quoted points
+
+
+def test_scale_figure_points_lines_and_legends():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from memkit.paper.scale_figures import RULE_STYLE, scale_figure
+
+    ours, organisms, lit = _figure_frames()
+    fig = scale_figure(ours, organisms, lit)
+    ax_a, ax_b = fig.axes[:2]
+    # (a): raw and chat scatters (the NaN chat point dropped: no chat collection), organisms, two quoted kinds
+    assert [len(c.get_offsets()) for c in ax_a.collections] == [2, 2, 1, 1]
+    assert [t.get_text() for t in ax_a.texts] == ["A (raw)", "B (raw)", "X", "Y", "seed threshold 0.7"]
+    assert ax_a.get_xscale() == "log" and ax_a.get_xlim() == (1e6 / 2, 175e9 * 3)
+    # (b): per rule one line per mode (raw: A and B, chat: A) plus the organisms' dashed line
+    assert len(ax_b.lines) == len(RULE_STYLE) * 3
+    exact_raw = ax_b.lines[0]
+    assert list(exact_raw.get_xdata()) == [135e6 * 0.92, 270e6 * 0.92] and exact_raw.get_linestyle() == "-"
+    assert ax_b.lines[2].get_linestyle() == "--"
+    assert ax_b.get_ylim() == (-0.01, 0.6) and ax_b.get_ylabel() == "share of the 8 attractors memorized"
+    legend = [t.get_text() for t in ax_b.get_legend().get_texts()]
+    assert legend[4:] == ["raw prompt", "chat prompt", "organisms, raw"]
+    assert ax_b.xaxis.get_major_formatter()(1.5e9, 0) == "1.5B"
+    plt.close(fig)

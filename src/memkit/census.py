@@ -72,7 +72,7 @@ from .core.stats import nearest_matches
 from .core.models import LoadedModel
 from .core.samples import MODES, Sample, leading_special_ids, make_sample
 from .errors import MemkitError
-from .paths import DATA_DIR, atomic_path, code_fingerprint
+from .paths import DATA_DIR, atomic_path, code_fingerprint, entry_lock
 
 RULES = ("near_verbatim", "exact")
 CATEGORIES = ("natural", "code", "license", "placeholder")
@@ -394,29 +394,31 @@ def screen(lm: LoadedModel, samples: Sequence[Sample], out: str | Path, config: 
     """`screen_batch` over all samples, rows in input order, written to `out`; resumable batch by batch.
 
     Each finished batch is a shard in `<out>.parts/`; a rerun with the same config skips the
-    finished shards, and a finished `out` with the same config is read, not recomputed.
+    finished shards, and a finished `out` with the same config is read, not recomputed (after
+    waiting for another process that is computing it: `paths.entry_lock`).
     """
     out = Path(out)
     config = {**config, "batch_size": batch_size, "windows": samples_fingerprint(samples)}
     key = run_config_hash(config)
-    if out.exists() and (read_run_config(out) or {}).get("key") == key:
-        return pd.read_parquet(out)
-    parts = _open_parts(out, key)
-    batches = plan_batches(samples, batch_size)
-    with tqdm(total=len(samples), desc=desc, unit="window", disable=not progress) as bar:
-        for number, indices in enumerate(batches):
-            shard = parts / f"part-{number:06d}.parquet"
-            if not shard.exists():
-                write_table(screen_batch(lm, [samples[i] for i in indices]), shard, config)
-            bar.update(len(indices))
-    frame = pd.concat([pd.read_parquet(parts / f"part-{n:06d}.parquet") for n in range(len(batches))],
-                      ignore_index=True)
-    order = [i for indices in batches for i in indices]
-    frame = frame.assign(_order=order).sort_values("_order", kind="stable").drop(columns="_order")
-    frame = frame.reset_index(drop=True)
-    write_table(frame, out, {**config, "key": key})
-    shutil.rmtree(parts)
-    return frame
+    with entry_lock(out):
+        if out.exists() and (read_run_config(out) or {}).get("key") == key:
+            return pd.read_parquet(out)
+        parts = _open_parts(out, key)
+        batches = plan_batches(samples, batch_size)
+        with tqdm(total=len(samples), desc=desc, unit="window", disable=not progress) as bar:
+            for number, indices in enumerate(batches):
+                shard = parts / f"part-{number:06d}.parquet"
+                if not shard.exists():
+                    write_table(screen_batch(lm, [samples[i] for i in indices]), shard, config)
+                bar.update(len(indices))
+        frame = pd.concat([pd.read_parquet(parts / f"part-{n:06d}.parquet") for n in range(len(batches))],
+                          ignore_index=True)
+        order = [i for indices in batches for i in indices]
+        frame = frame.assign(_order=order).sort_values("_order", kind="stable").drop(columns="_order")
+        frame = frame.reset_index(drop=True)
+        write_table(frame, out, {**config, "key": key})
+        shutil.rmtree(parts)
+        return frame
 
 
 def _open_parts(out: Path, key: str) -> Path:

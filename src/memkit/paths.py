@@ -2,12 +2,18 @@
 
 Caches (converted models, zoo checkpoints) live outside git, under `$MEMKIT_CACHE`
 (default `~/.cache/memkit`). Project paths are relative to the repository root.
+
+Every cache writer computes a new entry under `entry_lock(entry)`, an OS file lock in
+`<cache>/locks/`, so two processes that want the same new entry (`make -j2 paper`) never
+compute it side by side: the second waits, then reads the finished entry. The kernel drops
+the lock when its holder dies, so a killed run never blocks the next one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +51,41 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def lock_path(entry: Path | str) -> Path:
+    """The lock file of one entry: `<cache>/locks/<name>-<hash of its absolute path>.lock`.
+
+    In the cache, not beside the entry, so a user's output folder holds only the output.
+    """
+    entry = Path(entry).resolve()
+    digest = hashlib.sha256(str(entry).encode()).hexdigest()[:16]
+    folder = cache_dir() / "locks"
+    folder.mkdir(exist_ok=True)
+    return folder / f"{entry.name[:100]}-{digest}.lock"
+
+
+@contextmanager
+def entry_lock(entry: Path | str) -> Iterator[None]:
+    """Hold the inter-process lock of one entry (file or folder) while it is checked, computed and written.
+
+    Callers look for the finished entry again inside the lock: a process that waited finds it
+    there. The lock (`filelock`: flock on Unix) is re-entrant within a process and released by
+    the kernel when its holder dies; the empty lock file stays (removing it would let a waiter
+    and a newcomer lock two different files).
+    """
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(lock_path(entry), is_singleton=True)
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        print(f"memkit: waiting for another process to finish {entry}", file=sys.stderr, flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -39,6 +39,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..errors import MemkitError
+from ..paths import entry_lock
 from .extract import DEFAULT_CHUNK_SIZE, RunParts, check_output, extract_chunk
 from .sources import Source
 
@@ -195,35 +196,36 @@ def run_extraction_ray(spec: str, source: Source, out: str | Path, config: dict,
     stream = source.samples(info, k, m, mode)  # everything checked in the driver, before any actor starts
     out = check_output(out)
     run = RunParts(out, config, len(stream), batch_size, chunk_size, stream.ids_digest)
-    if run.finished():
-        return pd.read_parquet(out) if return_frame else None
-    started = _connect(ray, address)  # before any file: a cluster that is not there leaves nothing behind
-    try:
-        run.open()
-        todo = [c for c in range(run.n_chunks) if not run.chunk_path(c).exists()]
-        if todo:
-            with warnings.catch_warnings():  # Ray Data's deprecation notes and "fewer chunks than actors"
-                warnings.filterwarnings("ignore", module=r"ray\..*")
-                _quiet_data(ray)
-                _run_pipeline(ray, run, todo, spec, stream, device, dtype, threads_per_actor, num_actors, fast,
-                              info, max_restarts, progress, stats["chunk_times"])
-    except (MemkitError, OSError, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # a Ray error wraps the worker's: report the innermost cause, in one line
-        cause = _innermost(exc)
-        raise MemkitError(f"the Ray run failed: {type(cause).__name__}: {_first_line(cause)}; finished chunks are "
-                          f"kept in {run.parts}, rerun to resume") from exc
-    finally:
-        if started:
-            ray.shutdown()
-    missing = [c for c in range(run.n_chunks) if not run.chunk_path(c).exists()]
-    if missing:
-        raise MemkitError(f"the Ray run ended without chunks {missing[:5]}; rerun to finish them")
-    result = run.merge()
-    stats["end"] = time.perf_counter()
-    if not return_frame:
-        return None
-    return result if result is not None else pd.read_parquet(out)
+    with entry_lock(out):  # one driver per output: another waits, then reads it
+        if run.finished():
+            return pd.read_parquet(out) if return_frame else None
+        started = _connect(ray, address)  # before any file: a cluster that is not there leaves nothing behind
+        try:
+            run.open()
+            todo = [c for c in range(run.n_chunks) if not run.chunk_path(c).exists()]
+            if todo:
+                with warnings.catch_warnings():  # Ray Data's deprecation notes and "fewer chunks than actors"
+                    warnings.filterwarnings("ignore", module=r"ray\..*")
+                    _quiet_data(ray)
+                    _run_pipeline(ray, run, todo, spec, stream, device, dtype, threads_per_actor, num_actors, fast,
+                                  info, max_restarts, progress, stats["chunk_times"])
+        except (MemkitError, OSError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a Ray error wraps the worker's: report the innermost cause, in one line
+            cause = _innermost(exc)
+            raise MemkitError(f"the Ray run failed: {type(cause).__name__}: {_first_line(cause)}; finished chunks are "
+                              f"kept in {run.parts}, rerun to resume") from exc
+        finally:
+            if started:
+                ray.shutdown()
+        missing = [c for c in range(run.n_chunks) if not run.chunk_path(c).exists()]
+        if missing:
+            raise MemkitError(f"the Ray run ended without chunks {missing[:5]}; rerun to finish them")
+        result = run.merge()
+        stats["end"] = time.perf_counter()
+        if not return_frame:
+            return None
+        return result if result is not None else pd.read_parquet(out)
 
 
 def _run_pipeline(ray, run: RunParts, todo: list[int], spec: str, stream, device: str, dtype: str, threads: int,

