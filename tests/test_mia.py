@@ -15,7 +15,7 @@ import torch
 import memkit
 from memkit.core.samples import Sample
 from memkit.mechanisms.ablation import suffix_logprobs
-from memkit.mia import attack_metrics, attack_table, mia_scores, token_stats
+from memkit.mia import attack_metrics, attack_table, mia_scores, seed_pooled_metrics, t_interval, token_stats
 
 from conftest import tiny_corpus
 
@@ -87,6 +87,35 @@ def test_two_point_distribution_by_hand():
     suffix = mia_scores(lm, [s], positions="suffix").iloc[0]  # scored: 0, 2
     assert suffix["n_tokens"] == 2
     assert suffix["loss"] == pytest.approx(math.log(12) / 2, abs=1e-7)
+
+
+def test_every_attack_on_three_tokens_by_hand():
+    # logits given the previous token: row 0 [ln 3, 0, 0, 0] -> p = (1/2, 1/6, 1/6, 1/6), two values of log p
+    # with mass 1/2 each: mu = -ln(12)/2, sigma = ln(3)/2, z = +1 for token 0, -1 otherwise; row 1 uniform:
+    # sigma = 0, z = 0; row 2 [ln 3, ln 3, 0, 0] -> p = (3/8, 3/8, 1/8, 1/8): log p = ln(3/8) with mass 3/4 and
+    # ln(1/8) with mass 1/4, so log p - mu = (1/4) ln 3 for tokens 0, 1 and sigma = sqrt(3/16) ln 3, z = 1/sqrt 3.
+    # Text 0 2 | 1 3 scores 2|0, 1|2, 3|1: log p = -ln 6, ln(3/8), -ln 4 (loss = ln(64)/3 = ln 4),
+    # z = -1, 1/sqrt 3, 0.
+    table = [[math.log(3), 0, 0, 0], [0, 0, 0, 0], [math.log(3), math.log(3), 0, 0], [math.log(3), 0, 0, 0]]
+    lm = bigram_lm(table)
+    reference = bigram_lm(np.tile([math.log(3), 0, 0, 0], (4, 1)))  # every scored token has p = 1/6
+    s = sample("s", prefix=(0, 2), suffix=(1, 3))
+    (st,) = token_stats(lm, [s])
+    np.testing.assert_allclose(st.logprob, [-math.log(6), math.log(3 / 8), -math.log(4)], atol=1e-7)
+    np.testing.assert_allclose(st.sigma, [math.log(3) / 2, math.sqrt(3) / 4 * math.log(3), 0], atol=1e-7)
+    np.testing.assert_allclose(st.z, [-1, 1 / math.sqrt(3), 0], atol=1e-6)
+    rows = {k: mia_scores(lm, [s], reference=reference, k=k).iloc[0] for k in (0.34, 0.67, 1.0)}
+    row = rows[1.0]
+    assert row["loss"] == pytest.approx(math.log(4), abs=1e-7) and row["n_tokens"] == 3
+    assert row["loss_ref"] == pytest.approx(math.log(6), abs=1e-7)
+    assert row["score_ref"] == pytest.approx(math.log(1.5), abs=1e-7)  # loss_ref - loss = ln 6 - ln 4
+    assert row["score_zlib"] == pytest.approx(-math.log(4) / len(zlib.compress(b"bac")), abs=1e-9)  # "_bac", no "_"
+    assert rows[0.34]["score_min_k"] == pytest.approx(-math.log(6), abs=1e-7)  # floor(1.02) = 1 lowest: -ln 6
+    assert rows[0.67]["score_min_k"] == pytest.approx(-math.log(24) / 2, abs=1e-7)  # mean of -ln 6 and -ln 4
+    assert row["score_min_k"] == pytest.approx(-math.log(4), abs=1e-7)  # k = 100%: minus the loss
+    assert rows[0.34]["score_min_k_pp"] == pytest.approx(-1, abs=1e-6)
+    assert rows[0.67]["score_min_k_pp"] == pytest.approx(-0.5, abs=1e-6)  # mean of z = -1 and z = 0
+    assert row["score_min_k_pp"] == pytest.approx((1 / math.sqrt(3) - 1) / 3, abs=1e-6)
 
 
 @pytest.mark.parametrize("vocab", [6, 512])
@@ -300,3 +329,65 @@ def test_cli_mia_scores_and_attack_table(tiny_model_dir, pickle_dir, tmp_path, c
     assert np.allclose(frame["score_ref"], 0.0, atol=1e-6)
     assert out.startswith(f"{tmp_path / 'b.parquet'}: {len(texts)} samples, mean loss ")
     assert out.count("AUC") == 5 and " ref" in out
+
+
+# -- seeds pooled ---------------------------------------------------------------------------------
+def test_seed_pooled_metrics_by_hand():
+    # seed 0: members 3, 5 vs non-members 1, 4, 6 -> 3 of 6 pairs won, AUC 1/2; seed 1: members above all, AUC 1
+    members = np.array([[3.0, 5.0], [7.0, 8.0]])
+    nonmembers = np.array([[1.0, 4.0, 6.0], [1.0, 2.0, 3.0]])
+    out = seed_pooled_metrics(members, nonmembers, fpr=0.01, n_boot=100)
+    assert out["auc"] == pytest.approx(0.75) and out["n_seeds"] == 2
+    assert (out["n_members"], out["n_nonmembers"]) == (2, 3)
+    assert out["auc_seed_sd"] == pytest.approx(math.sqrt(0.125))
+    # t interval over the two seed AUCs: 0.75 +- t(0.975, 1) sd / sqrt 2 = 0.75 +- 12.706 * 0.25, clipped to [0, 1]
+    assert (out["auc_seed_lo"], out["auc_seed_hi"]) == (0.0, 1.0)
+    assert t_interval([0.5, 1.0]) == pytest.approx((0.75 - 12.7062047 * 0.25, 0.75 + 12.7062047 * 0.25))
+    # TPR: 6 pooled controls < 100, so the threshold is the highest control (6): 7 and 8 pass, 3 and 5 do not
+    assert out["tpr"] == 0.5 and out["fpr_achieved"] == 0.0 and out["tpr_coarse"]
+    assert not out["ci_ok"] and math.isnan(out["auc_lo"]) and math.isnan(out["tpr_hi"])  # 2 < 20 members
+    one = seed_pooled_metrics(members[:1], nonmembers[:1], n_boot=0)
+    assert one["auc"] == 0.5 and math.isnan(one["auc_seed_lo"]) and math.isnan(one["auc_seed_sd"])
+    with pytest.raises(memkit.MemkitError, match="same number of seeds"):
+        seed_pooled_metrics(members, nonmembers[:1])
+    with pytest.raises(memkit.MemkitError, match="NaN"):
+        seed_pooled_metrics([[1.0, np.nan]], [[0.0]])
+
+
+def test_seed_pooled_tpr_pools_the_controls():
+    # 3 seeds x 48 controls = 144 >= 100: one control may pass, the threshold is the 2nd highest of the 144
+    nonmembers = np.arange(144.0).reshape(3, 48)  # the highest is 143, the second 142
+    members = np.array([[142.5, 0.0], [143.5, 0.0], [10.0, 142.0]])
+    out = seed_pooled_metrics(members, nonmembers, fpr=0.01, n_boot=0)
+    assert out["tpr"] == pytest.approx(2 / 6) and out["fpr_achieved"] == pytest.approx(1 / 144)
+    assert not out["tpr_coarse"]
+
+
+def test_seed_pooled_bootstrap_draws_the_same_canaries_in_every_seed():
+    rng = np.random.default_rng(4)
+    members, nonmembers = rng.normal(1, 1, 24), rng.normal(0, 1, 48)
+    single = attack_metrics(*_split(members, nonmembers), n_boot=300, seed=5)
+    # three identical seeds: each replicate draws the same columns in every seed, as attack_metrics draws them
+    pooled = seed_pooled_metrics(np.tile(members, (3, 1)), np.tile(nonmembers, (3, 1)), n_boot=300, seed=5)
+    assert pooled["ci_ok"] and pooled["auc"] == pytest.approx(single["auc"])
+    assert (pooled["auc_lo"], pooled["auc_hi"]) == pytest.approx((single["auc_lo"], single["auc_hi"]))
+    assert pooled["auc_seed_lo"] == pooled["auc_seed_hi"] == pytest.approx(single["auc"])  # no seed variation
+    few = seed_pooled_metrics(np.tile(members[:19], (3, 1)), np.tile(nonmembers, (3, 1)), n_boot=300)
+    assert not few["ci_ok"] and math.isnan(few["auc_lo"])  # 19 < 20 members: no bootstrap CI
+
+
+def test_bootstrap_coverage_on_a_simulated_attack():
+    """Canary effect + seed noise: score = a_i + e_si, a_i ~ N(1, 1) for members and N(0, 1) for non-members,
+    e ~ N(0, 0.5^2). The AUC of one seed is P(a_m + e_m > a_n + e_n) = Phi(1 / sqrt(2 (1 + 0.25))); the 95 %
+    canary bootstrap of the mean seed AUC (24 members, 48 controls, 3 seeds) must cover it about 95 % of the time."""
+    from scipy.stats import norm
+
+    true_auc = norm.cdf(1 / math.sqrt(2 * 1.25))
+    rng = np.random.default_rng(6)
+    n_sim, covered = 200, 0
+    for i in range(n_sim):
+        a_m, a_n = rng.normal(1, 1, 24), rng.normal(0, 1, 48)
+        members, nonmembers = a_m + rng.normal(0, 0.5, (3, 24)), a_n + rng.normal(0, 0.5, (3, 48))
+        out = seed_pooled_metrics(members, nonmembers, n_boot=200, seed=i)
+        covered += out["auc_lo"] <= true_auc <= out["auc_hi"]
+    assert 0.88 <= covered / n_sim <= 0.99

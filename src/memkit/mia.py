@@ -35,8 +35,27 @@ Attacks (HIGHER score = more likely a member, everywhere):
   `reference` model, which must share the target's tokenizer.
 
 `attack_metrics` gives ROC AUC, TPR at a fixed FPR and stratified percentile-bootstrap 95% CIs
-(conventions in its docstring); `attack_table` runs it per group and attack. Sample metadata
-become `meta_<key>` columns, exactly as in `memkit.extract`.
+(conventions in its docstring); `attack_table` runs it per group and attack; `seed_pooled_metrics`
+pools the same canaries scored by several training seeds of one model (mean AUC, a canary bootstrap
+shared by the seeds, a t interval over the seeds). Sample metadata become `meta_<key>` columns,
+exactly as in `memkit.extract`.
+
+Differences from the reference implementation iamgroot42/mimir (`mimir/attacks/*.py`, read for
+comparison; its raw scores are "lower = member" and negated before the ROC, so every ranking
+below is the same unless stated):
+- loss, zlib, ref: mimir returns loss, loss / zlib entropy and loss - ref_loss (lower = member);
+  here their negatives. mimir's zlib entropy compresses the document string; here the decoded
+  scored tokens (the same text for `positions="all"` up to the first token, which nothing predicts).
+- Min-K%: mimir averages the int(k n) lowest log-probs (window 1, stride 1), which is an empty mean
+  (NaN, then dropped from its ROC) when k n < 1; here at least one token.
+- Min-K%++: mimir (and Zhang et al.'s code) take sigma^2 = E[(log p)^2] - mu^2 (raw moments, float32)
+  and divide without a floor, so a flat distribution gives 0/0 = NaN; here the centred variance in
+  float64 and z = 0 below SIGMA_FLOOR. Otherwise identical.
+- Metrics: mimir's ROC AUC is sklearn's (ties count 1/2, as here); its bootstrap resamples
+  (score, label) pairs jointly (scipy `bootstrap(paired=True)`, BCa), so the class sizes vary
+  between replicates; here members and non-members are resampled separately (percentile) and no
+  interval is given below MIN_BOOT per class. mimir's TPR at low FPR reads sklearn's ROC curve
+  (threshold inclusive, FPR <= bound); here the threshold convention of `attack_metrics`.
 """
 
 from __future__ import annotations
@@ -62,6 +81,8 @@ POSITIONS = ("all", "suffix")
 ATTACKS = ("loss", "zlib", "min_k", "min_k_pp", "ref")
 SIGMA_FLOOR = 1e-6  # nats; below it the next-token distribution is uniform up to rounding
 MIN_BOOT = MIN_BOOTSTRAP_N  # fewer members or non-members than this (20): no bootstrap CI (NaN, ci_ok False)
+POOLED_COLUMNS = ("auc", "auc_lo", "auc_hi", "auc_seed_sd", "auc_seed_lo", "auc_seed_hi", "tpr", "tpr_lo", "tpr_hi",
+                  "n_members", "n_nonmembers", "n_seeds", "fpr", "fpr_achieved", "tpr_coarse", "ci_ok")
 METRIC_COLUMNS = ("auc", "auc_lo", "auc_hi", "tpr", "tpr_lo", "tpr_hi", "n_members", "n_nonmembers", "fpr",
                   "fpr_achieved", "tpr_coarse", "ci_ok")
 _ROWS = 64  # positions projected to float64 at once (bounds memory for 262k-token vocabularies)
@@ -268,6 +289,69 @@ def attack_metrics(scores, is_member, *, fpr: float = 0.01, n_boot: int = 1000, 
     return out
 
 
+def t_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean of `values` (n - 1 degrees of freedom); NaN, NaN with fewer than 2 values."""
+    from scipy.stats import t
+
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    half = float(t.ppf((1 + level) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return float(values.mean() - half), float(values.mean() + half)
+
+
+def seed_pooled_metrics(members, nonmembers, *, fpr: float = 0.01, n_boot: int = 1000, seed: int = 0,
+                        level: float = 0.95) -> dict:
+    """One attack on the same canaries scored by S training seeds of one model: (S, n1) and (S, n0) scores,
+    column i being the same canary in every row (higher score = member).
+
+    AUC: the mean over seeds of each seed's AUC (each model ranks its own scores). TPR: one threshold
+    over all S n0 non-member scores, the (floor(fpr S n0) + 1)-th highest, and the share of the S n1
+    member scores strictly above it; pooling the seeds' non-members is what lets a 1 % FPR be reached
+    with 48 controls per seed (S n0 = 144: one control may pass, realised FPR <= 1/144), and
+    `tpr_coarse` is True when S n0 < 1 / fpr. Two intervals at `level`: `auc_lo/hi` and `tpr_lo/hi`, a
+    percentile bootstrap over canaries, stratified (each replicate draws n1 member and n0 non-member
+    columns with replacement, the same columns in every seed, since one canary's scores across seeds are
+    not independent), NaN and `ci_ok` False below MIN_BOOT per class; `auc_seed_lo/hi`, a t interval
+    over the S seed AUCs (training randomness only), clipped to [0, 1], NaN with one seed. Keys: POOLED_COLUMNS.
+    """
+    members, nonmembers = np.atleast_2d(np.asarray(members, dtype=float)), np.atleast_2d(np.asarray(nonmembers,
+                                                                                                      dtype=float))
+    if members.ndim != 2 or nonmembers.ndim != 2 or members.shape[0] != nonmembers.shape[0]:
+        raise MemkitError(f"members and non-members must be (seeds, canaries) arrays with the same number of seeds "
+                          f"(got {members.shape} and {nonmembers.shape})")
+    (n_seeds, n1), n0 = members.shape, nonmembers.shape[1]
+    if n1 == 0 or n0 == 0:
+        raise MemkitError(f"an attack needs members and non-members (got {n1} members, {n0} non-members)")
+    if np.isnan(members).any() or np.isnan(nonmembers).any():
+        raise MemkitError("seed_pooled_metrics: NaN scores")
+    if not 0 < fpr < 1:
+        raise MemkitError(f"fpr must lie strictly between 0 and 1 (got {fpr})")
+    seed_aucs = _auc_rows(members, nonmembers)
+    tpr, achieved = _tpr_rows(members.reshape(1, -1), nonmembers.reshape(1, -1), fpr)
+    seed_lo, seed_hi = np.clip(t_interval(seed_aucs, level), 0.0, 1.0)  # an AUC lies in [0, 1]
+    out = {"auc": float(seed_aucs.mean()), "auc_lo": float("nan"), "auc_hi": float("nan"),
+           "auc_seed_sd": float(seed_aucs.std(ddof=1)) if n_seeds > 1 else float("nan"),
+           "auc_seed_lo": float(seed_lo), "auc_seed_hi": float(seed_hi), "tpr": float(tpr[0]), "tpr_lo": float("nan"),
+           "tpr_hi": float("nan"), "n_members": n1, "n_nonmembers": n0, "n_seeds": n_seeds, "fpr": float(fpr),
+           "fpr_achieved": float(achieved[0]), "tpr_coarse": bool(n_seeds * n0 < 1 / fpr),
+           "ci_ok": bool(min(n1, n0) >= MIN_BOOT and n_boot > 0)}
+    if out["ci_ok"]:
+        rng = np.random.default_rng(seed)
+        aucs, tprs = [], []
+        for start in range(0, n_boot, _BOOT_BLOCK):
+            size = min(_BOOT_BLOCK, n_boot - start)
+            boot_m = members[:, rng.integers(0, n1, size=(size, n1))]  # (S, size, n1): one draw for every seed
+            boot_n = nonmembers[:, rng.integers(0, n0, size=(size, n0))]
+            aucs.append(_auc_rows(boot_m.reshape(-1, n1), boot_n.reshape(-1, n0)).reshape(n_seeds, size).mean(0))
+            tprs.append(_tpr_rows(boot_m.transpose(1, 0, 2).reshape(size, -1),
+                                  boot_n.transpose(1, 0, 2).reshape(size, -1), fpr)[0])
+        tail = (1 - level) / 2
+        out["auc_lo"], out["auc_hi"] = (float(q) for q in np.quantile(np.concatenate(aucs), [tail, 1 - tail]))
+        out["tpr_lo"], out["tpr_hi"] = (float(q) for q in np.quantile(np.concatenate(tprs), [tail, 1 - tail]))
+    return out
+
+
 def attack_table(frame: pd.DataFrame, *, label: str = "is_member", by: Sequence[str] = (),
                  members_by: str | None = None, scores: Sequence[str] | None = None, **kw) -> pd.DataFrame:
     """`attack_metrics` of every score column (default: all `score_*`) within each group of `by`.
@@ -307,5 +391,6 @@ def attack_table(frame: pd.DataFrame, *, label: str = "is_member", by: Sequence[
     return pd.DataFrame(rows, columns=columns)
 
 
-__all__ = ["ATTACKS", "MIN_BOOT", "POSITIONS", "SIGMA_FLOOR", "TokenStats", "attack_metrics", "attack_table",
-           "check_same_tokenizer", "lowest_mean", "mia_scores", "token_stats", "zlib_entropy"]
+__all__ = ["ATTACKS", "MIN_BOOT", "POOLED_COLUMNS", "POSITIONS", "SIGMA_FLOOR", "TokenStats", "attack_metrics",
+           "attack_table", "check_same_tokenizer", "lowest_mean", "mia_scores", "seed_pooled_metrics", "t_interval",
+           "token_stats", "zlib_entropy"]
