@@ -17,13 +17,15 @@
 # # Table — membership inference vs extraction on the organisms
 #
 # The zoo gives ground truth: a canary inserted at least once is a training member, a level-0 canary
-# (never inserted) is not. Every final-step organism scores every canary of the `all` window with five
-# attacks from one teacher-forced pass (`memkit.mia.mia_scores`): loss (Yeom et al. 2018), zlib (Carlini
-# et al. 2021), Min-K% (Shi et al. 2024), Min-K%++ (Zhang et al. 2024) and a reference attack against the
-# smallest organism. Per size and level, that level's members are attacked against all controls (ROC AUC,
-# TPR at 1 % FPR; bootstrap CIs only when both groups hold ≥ 20 canaries), next to the greedy extraction
-# rates of the same canaries (fig_dup_scaling's cached extraction); the loss attack is tested per level
-# (permutation test of AUC = 0.5, Holm within each size). Code: `memkit.paper.mia_runs`.
+# (never inserted) is not. Every final-step organism of every seed scores every canary of the `all` window
+# with five attacks from one teacher-forced pass (`memkit.mia.mia_scores`): loss (Yeom et al. 2018), zlib
+# (Carlini et al. 2021), Min-K% (Shi et al. 2024), Min-K%++ (Zhang et al. 2024) and a reference attack
+# against the smallest organism of the same seed. Per size and level, that level's members are attacked
+# against all controls, per seed and pooled over seeds (mean seed AUC; bootstrap CI over canaries only when
+# both groups hold ≥ 20; t interval over seeds; TPR at 1 % FPR with one threshold over the pooled controls),
+# next to the greedy exact-extraction rate of the same canaries (mean over seeds). Every attack is tested in
+# every cell (permutation test of the canaries' ranks summed over seeds, Holm over all tests); the best
+# attack's AUC is also given per canary kind. Code: `memkit.paper.mia_runs`.
 #
 # Outputs (into `out_dir`): `tab_mia.tex`, `fig_mia.pdf/.png`, `numbers_tab_mia.tex`.
 # Defaults are smoke settings; paper settings: `params/tab_mia.yml`.
@@ -35,8 +37,8 @@ m = 32  # continuation tokens
 min_k = 0.2  # fraction of lowest-probability tokens of Min-K% and Min-K%++
 fpr = 0.01  # false-positive rate of the TPR
 n_boot = 200  # bootstrap replicates of the CIs
-n_resamples = 999  # permutation resamples of the per-level test
-alpha = 0.05  # family-wise level of the Holm-corrected tests (per size)
+n_resamples = 999  # permutation resamples of the per-cell tests
+alpha = 0.05  # family-wise level of the Holm-corrected tests (all cells and attacks)
 seed = 0
 batch_size = 32
 progress = False
@@ -57,25 +59,33 @@ from memkit.paper.report import format_params
 NAME = "tab_mia"
 
 # %% [markdown]
-# ## Scores and extraction of every canary by every size
+# ## Scores of every canary by every size × seed, and the extraction rates of the same canaries
 
 # %%
 mem = mia_runs.membership_runs(profile, k=k, m=m, min_k=min_k, fpr=fpr, n_boot=n_boot, n_resamples=n_resamples,
                                alpha=alpha, seed=seed, batch_size=batch_size, progress=progress)
-scores, attacks, tests, sizes = mem.scores, mem.attacks, mem.tests, mem.sizes
-scores.groupby(["size", "level"], sort=False)[["loss", "score_ref", "exact_match", "biderman"]].mean().round(3)
+pooled, tests, sizes, best = mem.pooled, mem.tests, mem.sizes, mem.best
+print("best attack:", best)
+mem.rates.round(3)
 
 # %% [markdown]
-# ## AUC per size × level × attack (members of the level vs all controls)
+# ## Mean AUC over seeds per size × level × attack, and each seed's AUC of the best attack
 
 # %%
-attacks.pivot_table(index=["size", "level"], columns="attack", values="auc", sort=False).round(3)
+pooled.pivot_table(index=["size", "level"], columns="attack", values="auc", sort=False).round(3)
+
+# %%
+mem.per_seed[mem.per_seed["attack"] == best].pivot_table(index=["size", "level"], columns="seed", values="auc",
+                                                         sort=False).round(3)
 
 # %% [markdown]
-# ## Loss attack: permutation test per level, Holm within each size
+# ## Holm-adjusted p per cell and attack; the best attack per canary kind (kind's members vs kind's controls)
 
 # %%
-tests.round(4)
+tests.pivot_table(index=["size", "level"], columns="attack", values="p_holm", sort=False).round(4)
+
+# %%
+mem.kinds.pivot_table(index=["size", "level"], columns="kind", values="auc", sort=False).round(3)
 
 # %% [markdown]
 # ## Figure: membership (AUC) and extraction vs copies
@@ -85,20 +95,20 @@ plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 6.5
 fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.5), constrained_layout=True)
 colors = {s: plt.cm.viridis(i / max(1, len(sizes) - 1)) for i, s in enumerate(sizes)}
 for size in sizes:
-    params = format_params(scores.loc[scores["size"] == size, "params"].iloc[0])
-    for attack, style in (("loss", "o-"), ("ref", "s--")):
-        sub = attacks[(attacks["size"] == size) & (attacks["attack"] == attack)]
+    params = format_params(mem.scores.loc[mem.scores["size"] == size, "params"].iloc[0])
+    for attack, style in ((best, "o-"), ("ref", "s--")):
+        sub = pooled[(pooled["size"] == size) & (pooled["attack"] == attack)]
         if sub.empty:
             continue
         err = np.where(sub["ci_ok"], [sub["auc"] - sub["auc_lo"], sub["auc_hi"] - sub["auc"]], 0.0)
         axes[0].errorbar(np.log10(sub["level"]), sub["auc"], yerr=err, fmt=style, ms=3, lw=0.9, capsize=2,
-                         color=colors[size], label=f"{params} {attack}")
+                         color=colors[size], label=params if attack == best else None)
     rates = mem.rates[(mem.rates["size"] == size) & (mem.rates["level"] > 0)]
     axes[1].plot(np.log10(rates["level"]), rates["exact"], "o-", ms=3, lw=0.9, color=colors[size], label=params)
-    axes[1].plot(np.log10(rates["level"]), rates["biderman"], "s:", ms=3, lw=0.9, color=colors[size])
 axes[0].axhline(0.5, color="0.6", lw=0.6)
-axes[0].set(ylabel="ROC AUC vs controls", title="(a) membership: loss (—), ref. (--)", ylim=(0, 1.04))
-axes[1].set(ylabel="rate", title="(b) extraction: exact (—), Biderman (··)", ylim=(-0.04, 1.04))
+label = mia_runs.ATTACK_LABELS[best].replace("\\", "")
+axes[0].set(ylabel="ROC AUC vs controls", title=f"(a) membership: {label} (—), ref. (--)", ylim=(0, 1.04))
+axes[1].set(ylabel="exact-match rate", title="(b) extraction", ylim=(-0.04, 1.04))
 levels = sorted(mem.rates.loc[mem.rates["level"] > 0, "level"].unique())
 for ax in axes:
     ax.set(xticks=np.log10(levels), xticklabels=[str(v) for v in levels], xlabel="copies in the training stream")
@@ -112,9 +122,9 @@ plt.close(fig)
 
 # %%
 table, caption = mia_runs.mia_table(mem)
-path = report.write_table(table, out / f"{NAME}.tex", source=NAME, escape=False, column_format="llrlrr" + "l" * 6 + "r",
+path = report.write_table(table, out / f"{NAME}.tex", source=NAME, escape=False, column_format="llrr" + "l" * 7 + "r",
                           caption=caption, label="tab:mia")
-report.fit_float(path, font=r"\scriptsize", width=r"\linewidth")
+report.fit_float(path, font=r"\scriptsize", width=r"\linewidth", position="p")
 numbers = mia_runs.mia_numbers(mem)
 report.write_macros(out / f"numbers_{NAME}.tex", numbers, source=NAME)
 pd.Series(numbers, dtype=str).sort_index().to_frame("value")

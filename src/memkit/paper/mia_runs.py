@@ -330,7 +330,10 @@ def mia_table(mem: Membership) -> tuple[pd.DataFrame, str]:
         + (f"; no CI for the {', '.join(map(str, small))}-member rows (fewer than {MIN_BOOTSTRAP_N})" if small else "")
         + f". For {best}, the attack with the highest mean AUC: the 95\\% $t$ interval of the AUC over the "
         f"{n_seeds} seeds; TPR at {100 * s['fpr']:g}\\% FPR with one threshold over the {n_seeds}$\\times${n0} "
-        f"control scores of all seeds (realised FPR at most {format_number(100 * p['fpr_achieved'].max())}\\%), "
+        f"control scores of all seeds ("
+        + (f"fewer than {round(1 / s['fpr'])}: the threshold is the highest control score, FPR 0"
+           if p["tpr_coarse"].any() else f"realised FPR at most {format_number(100 * p['fpr_achieved'].max())}\\%")
+        + "), "
         f"bootstrap CI as above; $p_\\mathrm{{Holm}}$: two-sided permutation test of mean AUC $=0.5$ "
         f"({s['n_resamples']} relabellings of the canaries, ranks summed over seeds), Holm-corrected over all "
         f"{len(mem.tests)} size $\\times$ level $\\times$ attack tests. Made by \\texttt{{notebooks/tab\\_mia.py}}.")
