@@ -174,6 +174,8 @@ def test_mia_numbers():
     assert numbers["MiaDetectedNotExtracted"] == 4 and numbers["MiaDetectedNotExtractedLevels"] == "1, 10"
     assert numbers["MiaReferenceParams"] == "1k" and numbers["MiaLargestParams"] == "4k"
     assert numbers["MiaRefAucTopMax"] == "1.00" and numbers["MiaRefAucOneMin"] == numbers["MiaRefAucOneMax"]
+    assert numbers["MiaRefSizes"] == 1 and numbers["MiaRefDetectedOneZero"] == 0  # ref AUC 0 at level 10 (size b)
+    assert numbers["MiaRefAucOneZeroMax"] == "0.00" and numbers["MiaRefDetectedOneZeroZero"] == 1
     assert numbers["MiaKindAucWordsOne"] == "1.00" and numbers["MiaKindControls"] == 12
     assert numbers["MiaKindMembers"] == 2  # the smallest kind group: records at level 1
 

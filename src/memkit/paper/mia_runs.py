@@ -394,6 +394,13 @@ def mia_numbers(mem: Membership) -> dict[str, object]:
             at = ref[ref["level"] == level]
             numbers[f"MiaRefAuc{name}Min"] = format_number(at["auc"].min())
             numbers[f"MiaRefAuc{name}Max"] = format_number(at["auc"].max())
+        ref_tests = tests[tests["attack"] == "ref"]
+        numbers["MiaRefSizes"] = int(ref["size"].nunique())
+        for level in levels:  # per level: AUC range over the sizes with a reference, and how many are detected
+            key, at = macro_key(str(level)), ref[ref["level"] == level]["auc"]
+            numbers[f"MiaRefAuc{key}Min"], numbers[f"MiaRefAuc{key}Max"] = format_number(at.min()), format_number(
+                at.max())
+            numbers[f"MiaRefDetected{key}"] = int(ref_tests.loc[ref_tests["level"] == level, "detected"].sum())
     largest = mem.kinds[mem.kinds["size"] == mem.sizes[-1]]
     for row in largest.itertuples():
         numbers[f"MiaKindAuc{macro_key(row.kind)}{macro_key(str(row.level))}"] = format_number(row.auc)
