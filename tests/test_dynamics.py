@@ -341,3 +341,13 @@ def test_transition_table_hierarchical_bootstrap_over_samples_and_seeds():
     assert (again["ci_low"], again["ci_high"]) == (many["ci_low"], many["ci_high"])
     wide, values = seed_array(_seeded_runs(3))
     assert values.shape == (3, 5, len(FINE)) and list(wide) == list(FINE)
+
+
+def test_verdict_unresolved_when_the_grid_cannot_tell():
+    # one step between 0.1 and 1: the drop may be anywhere in an interval wider than alpha* itself
+    coarse = bootstrap_alpha_star(pd.DataFrame([[1.0, 1.0, 0.0]], columns=[0, 0.1, 1.0]))
+    assert coarse["fit"].verdict == "unresolved" and coarse["n_inside"] == 0
+    assert (coarse["bracket_low"], coarse["bracket_high"]) == (0.1, 1.0)
+    # a step between 2 and 4: an interval narrower than alpha* (about 3), so the drop is sharp whatever its shape
+    step = bootstrap_alpha_star(pd.DataFrame([[1.0, 1.0, 0.0, 0.0]], columns=[0, 2, 4, 8]))
+    assert step["fit"].verdict == "sharp" and step["n_inside"] == 0

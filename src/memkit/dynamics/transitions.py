@@ -23,12 +23,14 @@ grid"), and only with at least 20 samples -- below that the per-sample spread is
 Memorized vs control differences are tested by `group_tests` (permutation tests, Holm-corrected). The transition width is the alpha range
 over which the fitted drop goes from 10 % to 90 % of its full size, 2 tau ln 9; the drop is
 called *sharp* when that width is smaller than alpha* itself (`sharp_below` = 1), *gradual*
-otherwise. Numbers for the paper are formatted by `memkit.paper.report.format_alpha` / `format_ci`.
+otherwise, and *unresolved* when fewer than 2 grid points lie inside the fitted drop and the grid
+interval around alpha* is not itself narrower than alpha*. Numbers for the paper are formatted by `memkit.paper.report.format_alpha` / `format_ci`.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -60,7 +62,7 @@ class TransitionFit:
     floor: float
     width: float  # 2 tau ln 9: alpha range of the 90 % -> 10 % part of the drop
     rel_width: float  # width / alpha_star
-    verdict: str  # "sharp", "gradual", or "none" (no transition within the grid)
+    verdict: str  # "sharp", "gradual", "none" (no transition within the grid) or "unresolved" (see bootstrap_alpha_star)
     rmse: float
     alpha_max: float
     note: str = ""
@@ -101,7 +103,7 @@ def fit_sigmoid(alphas: Sequence[float], values: Sequence[float], sharp_below: f
     `alphas` (>= 0) and `values` (retention in [0, 1], typically the mean over samples) are
     paired. Deterministic: a dense grid search gives the start of `curve_fit` (bounded least squares).
     """
-    from scipy.optimize import curve_fit
+    from scipy.optimize import OptimizeWarning, curve_fit
 
     x = np.asarray(alphas, dtype=float)
     y = np.asarray(values, dtype=float)
@@ -120,7 +122,9 @@ def fit_sigmoid(alphas: Sequence[float], values: Sequence[float], sharp_below: f
     lower, upper = [-alpha_max, alpha_max * 1e-4, 0.0], [3 * alpha_max, 3 * alpha_max, 1.0]
     best, best_sse = np.asarray(start), float(np.sum((sigmoid(x, *start) - y) ** 2))
     try:
-        params, _ = curve_fit(sigmoid, x, y, p0=np.clip(start, lower, upper), bounds=(lower, upper), maxfev=2000)
+        with warnings.catch_warnings():  # the covariance is not used: as many points as parameters is fine
+            warnings.simplefilter("ignore", OptimizeWarning)
+            params, _ = curve_fit(sigmoid, x, y, p0=np.clip(start, lower, upper), bounds=(lower, upper), maxfev=2000)
         sse = float(np.sum((sigmoid(x, *params) - y) ** 2))
         if sse < best_sse:
             best, best_sse = params, sse
@@ -192,7 +196,9 @@ def bootstrap_alpha_star(curves: pd.DataFrame | np.ndarray, *, alphas: Sequence[
     `curves`: a wide frame (one row per sample, one column per alpha, see `sample_curves`), or an
     array values[sample, seed, alpha] (see `seed_array`) with `alphas`. The mean curve averages the
     seeds of each sample, then the samples. Returns `fit` (the `TransitionFit` of the mean curve),
-    `bracket_low` / `bracket_high` (`grid_bracket`), `n_inside` (`points_inside`), `sample_low` /
+    `bracket_low` / `bracket_high` (`grid_bracket`), `n_inside` (`points_inside`; with fewer than 2
+    points inside the drop the verdict becomes "unresolved" unless the bracketing grid interval is
+    itself narrower than `sharp_below` * alpha*, which makes the drop sharp whatever its shape), `sample_low` /
     `sample_high` (the lowest lower and highest upper grid bracket of the per-sample alpha*: +inf
     when a sample never crosses), `n_samples`, `n_seeds`, and `ci_low`, `ci_high`: the percentile
     interval of `core.stats.hierarchical_bootstrap_ci` (resample samples, then seeds within each;
@@ -212,6 +218,9 @@ def bootstrap_alpha_star(curves: pd.DataFrame | np.ndarray, *, alphas: Sequence[
 
     fit = fit_sigmoid(alphas, np.nanmean(per_sample, axis=0), sharp_below)
     lo, hi = grid_bracket(fit.alpha_star, alphas)
+    if fit.verdict != "none" and points_inside(fit, alphas) < 2 and not (hi - lo) < sharp_below * fit.alpha_star:
+        # fewer than 2 points inside the drop: only "sharp" with a grid interval narrower than alpha* is supported
+        fit = TransitionFit(**{**fit.as_dict(), "verdict": "unresolved"})
     brackets = [grid_bracket(fit_sigmoid(alphas, row, sharp_below).alpha_star, alphas) for row in per_sample]
     lows = [b[0] for b in brackets if not math.isnan(b[0])]
     highs = [np.inf if math.isnan(b[1]) else b[1] for b in brackets]
