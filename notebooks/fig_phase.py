@@ -41,7 +41,7 @@ alphas = {"token": [0.125, 0.5], "embedding": [0.5, 2], "logit": [4, 16]}  # α 
 model_alphas = {}  # per-model overrides of `alphas`, e.g. {"gemma-3-270m": {"embedding": [0.01, 0.1]}}
 embed_layer_frac = 0.25  # embedding actions act after block round(frac * (n_layers - 1))
 seeds = [0, 1]  # action seeds of the seeded kinds (random positions / tokens / directions)
-n_boot = 50  # hierarchical bootstrap replicates for the CI of α* (only with >= 20 samples)
+n_boot = 50  # hierarchical bootstrap replicates for the CI of α* (used from 20 samples on)
 boot_seed = 0
 sharp_below = 1.0  # sharp transition: 90 %→10 % width < sharp_below * α*
 batch_size = 64

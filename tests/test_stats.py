@@ -71,6 +71,12 @@ def test_bootstrap_ci_only_from_twenty_items():
     assert not any(math.isnan(x) for x in bootstrap_diff_ci(a[:5], b[:5], seed=0, min_n=5))
 
 
+def test_permutation_test_with_a_single_item_group():
+    diff, p = permutation_test_means([1.0, 0.5], [0.0])
+    assert diff == 0.75 and p == pytest.approx(2 / 3)  # 3 relabellings: +0.75, 0, -0.75
+    assert permutation_test_means([3.0], [1.0, 2.0, 0.0])[1] == pytest.approx(0.5)  # the largest of 4: 2 x 1/4
+
+
 def test_hierarchical_bootstrap_none_below_twenty_and_covers_the_mean():
     # hand-made: item i has seeds i + {-1, 0, +1}: item means 0..n-1, seed spread 1
     def frame(n):

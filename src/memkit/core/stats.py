@@ -58,6 +58,15 @@ def permutation_test_means(a: Sequence[float], b: Sequence[float], *, n_resample
     diff = float(a.mean() - b.mean())
     if np.ptp(np.concatenate([a, b])) == 0:
         return diff, 1.0  # every relabelling gives the same difference
+    if min(len(a), len(b)) < 2:  # scipy needs two items per group: enumerate the relabellings (few) here
+        from itertools import combinations
+
+        pooled, n = np.concatenate([a, b]), len(a)
+        diffs = np.array([pooled[list(pick)].mean() - np.delete(pooled, list(pick)).mean()
+                          for pick in combinations(range(len(pooled)), n)])
+        tolerance = 1e-12 * max(1.0, abs(diff))
+        p_greater, p_less = np.mean(diffs >= diff - tolerance), np.mean(diffs <= diff + tolerance)
+        return diff, float(min(1.0, 2 * min(p_greater, p_less)))
     result = permutation_test((a, b), _mean_difference, permutation_type="independent", vectorized=True,
                               n_resamples=n_resamples, alternative="two-sided", rng=np.random.default_rng(seed))
     return diff, float(result.pvalue)
