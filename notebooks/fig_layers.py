@@ -18,9 +18,9 @@
 #
 # (1) Retention (Biderman score against the clean continuation, as in `fig_phase`; per sample the mean over its
 # action seeds) when an embedding action of norm α × mean |h_ℓ| is added after block ℓ; white marks: α*(ℓ).
-# (2) Fragility profiles under the same actions: state distance |h − h̃|/|h| per layer and KL(p_clean ‖ p_perturbed)
-# per step, memorized vs controls. Outputs: `fig_layers.pdf/.png`, `fig_fragility.pdf/.png`,
-# `numbers_fig_layers.tex`; paper settings: `params/fig_layers.yml`.
+# (2) Fragility profiles under the same actions: state distance |h − h̃|/|h| per layer and
+# KL(p_clean ‖ p_perturbed) per step, memorized vs controls. Outputs: `fig_layers.pdf/.png`,
+# `fig_fragility.pdf/.png`, `numbers_fig_layers.tex`; paper settings: `params/fig_layers.yml`.
 
 # %% tags=["parameters"]
 models = ["smollm2-135m-instruct"]  # model specs

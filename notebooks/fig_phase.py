@@ -83,7 +83,8 @@ phase.confidence if phase.confidence is None else balance_table(phase.confidence
 
 # %%
 curves = dynamics_runs.mean_curves(phase.runs)
-curves.pivot_table(index=["spec", "kind", "group"], columns="alpha", values="retention", sort=False).round(3)
+curves.pivot_table(index=["spec", "kind", "group"], columns="alpha", values="retention", sort=False).sort_index(
+    axis=1).round(3)
 
 # %% [markdown]
 # ## Fits: α* (grid interval), grid points inside the drop, spread, sharp or gradual

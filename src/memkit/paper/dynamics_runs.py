@@ -146,7 +146,8 @@ def phase_sweeps(specs: Sequence[str], records: Sequence[dict], *, k: int, m: in
                 notes[(spec, kind)] = "no direction: needs memorized samples and controls"
                 continue
             frame = alpha_sweep(lm, samples, clean, kind, grids[(spec, kind)], layer=layer, seeds=seeds,
-                                direction=direction, batch_size=batch_size, cache=cache)
+                                direction=direction if kind == "embed_direction" else None,  # the cache key holds it
+                                batch_size=batch_size, cache=cache)
             runs.append(frame.drop(columns="generated_ids").assign(spec=spec, group=frame["id"].map(group_of)))
         del lm
         gc.collect()
