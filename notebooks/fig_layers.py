@@ -16,16 +16,11 @@
 # %% [markdown]
 # # Figures — layer sensitivity, and is memorized text more or less fragile?
 #
-# (1) Layer × α heatmap: retention (Biderman score of the perturbed continuation against the
-# clean one, as in `fig_phase`) when an embedding action (default: a random direction of norm
-# α × mean |h_ℓ|) is added to the residual stream after block ℓ, for the attractors each model
-# recites and for the non-memorized controls; white marks: the fitted critical α*(ℓ).
-# (2) Fragility profiles under the *same* actions: the relative state distance |h − h̃|/|h| per
-# layer (averaged over the continuation positions) and KL(p_clean ‖ p_perturbed) per continuation
-# step, memorized vs controls side by side (`memkit.perturb.observe`).
-#
-# Outputs (into `out_dir`): `fig_layers.pdf/.png`, `fig_fragility.pdf/.png`, `numbers_fig_layers.tex`.
-# The defaults below are smoke settings; the paper settings are in `params/fig_layers.yml`.
+# (1) Retention (Biderman score against the clean continuation, as in `fig_phase`; per sample the mean over its
+# action seeds) when an embedding action of norm α × mean |h_ℓ| is added after block ℓ; white marks: α*(ℓ).
+# (2) Fragility profiles under the same actions: state distance |h − h̃|/|h| per layer and
+# KL(p_clean ‖ p_perturbed) per step, memorized vs controls. Outputs: `fig_layers.pdf/.png`,
+# `fig_fragility.pdf/.png`, `numbers_fig_layers.tex`; paper settings: `params/fig_layers.yml`.
 
 # %% tags=["parameters"]
 models = ["smollm2-135m-instruct"]  # model specs
@@ -44,7 +39,7 @@ heatmap_kind = "embed_random"  # an embedding kind without a learned direction (
 n_layers_shown = 2  # layers evenly spaced over 0..n_layers-1 (None: every layer)
 alphas = [0, 0.5, 2]  # multiples of the mean hidden-state norm at the layer
 model_alphas = {}  # per-model overrides of `alphas`
-seeds = [0]
+seeds = [0, 1]  # action seeds of seeded kinds (sweep and profiles; deterministic kinds run one)
 # the same actions on memorized and control samples; alpha: a number or {model spec: number}
 profile_actions = [{"kind": "embed_random", "alpha": 0.5, "layer_frac": 0.25},
                    {"kind": "substitute_rare", "alpha": 0.25}]
@@ -62,14 +57,11 @@ out = nb.setup(out_dir, threads=threads)  # quiet, matplotlib Agg, torch threads
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from memkit.dynamics.transitions import transition_table
+from memkit.dynamics.transitions import group_tests, transition_table
 from memkit.paper import dynamics_figures, dynamics_runs, report
 
 NAME = "fig_layers"
 names, keys = nb.model_labels(models, labels), nb.model_keys(models, macro_names)
-
-# %% [markdown]
-# ## Runs: layer × α sweep and the fragility profiles, per model
 
 # %%
 runs = dynamics_runs.layer_runs(models, nb.read_records(attractors, ids=ids), k=k, m=m, clean_m=clean_m,
@@ -80,19 +72,15 @@ runs = dynamics_runs.layer_runs(models, nb.read_records(attractors, ids=ids), k=
 runs.selection.round(3)
 
 # %% [markdown]
-# ## Retention per layer × α (mean over samples) and the fitted α*(ℓ)
+# ## Retention per layer × α (mean over seeds, then samples), α*(ℓ) as its grid interval, memorized vs controls
 
 # %%
-heat = runs.sweeps.groupby(["spec", "group", "layer", "alpha"], sort=False)["retention"].mean().reset_index()
+heat = dynamics_runs.mean_curves(runs.sweeps, by=("spec", "group", "layer"))
 layer_fits = transition_table(runs.sweeps, by=("spec", "group", "layer"), n_boot=0, sharp_below=sharp_below)
-heat.pivot_table(index=["spec", "group", "layer"], columns="alpha", values="retention").reindex(
-    index=pd.MultiIndex.from_frame(heat[["spec", "group", "layer"]].drop_duplicates())).round(3)
+heat.pivot_table(index=["spec", "group", "layer"], columns="alpha", values="retention", sort=False).round(3)
 
 # %%
-layer_fits[["spec", "group", "layer", "n_samples", "alpha_star", "verdict", "note"]].round(3)
-
-# %% [markdown]
-# ## Figure: layer sensitivity heatmaps
+dynamics_runs.fit_summary(layer_fits, by=("spec", "group", "layer"))
 
 # %%
 fig = dynamics_figures.layer_heatmaps(heat, layer_fits, models, names, kind=heatmap_kind)
@@ -103,16 +91,16 @@ plt.close(fig)
 # ## Fragility profiles: state distance per layer and KL per step, memorized vs controls
 
 # %%
-layer_mean = (runs.layer_profiles.groupby(["spec", "action", "group", "layer"], sort=False)["rel_distance"].mean()
-              .reset_index())
-step_mean = runs.step_profiles.groupby(["spec", "action", "group", "step"], sort=False)["kl"].mean().reset_index()
+layer_mean, step_mean = dynamics_runs.profile_means(runs)  # over the seeds of each sample, then the samples
 profile_summary = dynamics_runs.profile_summary(runs)
 profile_summary.drop(columns="number").round(3)
 
 # %%
-# memorized vs controls per model x action x observable: exact permutation tests, Holm over all rows
+# memorized vs controls: exact permutation tests, Holm over the rows of each table -- per model, retention over
+# layers x nonzero alphas (each sample: mean over them and its seeds); per model x action x observable, profiles
+retention_tests = group_tests(runs.sweeps, by=("spec",))
 profile_tests = dynamics_runs.profile_tests(runs)
-profile_tests.drop(columns="number").round(4)
+display(retention_tests.round(4), profile_tests.drop(columns="number").round(4))
 
 # %%
 fig = dynamics_figures.fragility_figure(layer_mean, step_mean, runs, names, n_actions=len(profile_actions))
@@ -124,7 +112,8 @@ plt.close(fig)
 
 # %%
 numbers = dynamics_runs.layers_numbers(runs, heat, layer_fits, profile_summary, keys=keys, kind=heatmap_kind, k=k,
-                                       m=m, alphas=alphas, model_alphas=model_alphas, tests=profile_tests)
+                                       m=m, alphas=alphas, model_alphas=model_alphas, tests=profile_tests,
+                                       retention_tests=retention_tests, seeds=seeds)
 numbers.update(control_numbers(runs.confidence, controls, keys=keys, prefix="Layers"))
 report.write_macros(out / f"numbers_{NAME}.tex", numbers, source=NAME)
 pd.Series(numbers, dtype=str).sort_index().to_frame("value")

@@ -16,9 +16,9 @@ import memkit
 from memkit.dynamics.actions import Action
 from memkit.dynamics.perturb import perturb, relock_step
 from memkit.dynamics.sweeps import (alpha_sweep, clean_prefix, distinct_share, layer_sweep, memorization_groups, relock,
-                                    shock_summary, with_clean_reference)
-from memkit.dynamics.transitions import (bootstrap_alpha_star, fit_sigmoid, more_robust, rank_robustness, sample_curves,
-                                         sigmoid, transition_table)
+                                    seed_plan, seeds_for, shock_summary, with_clean_reference)
+from memkit.dynamics.transitions import (bootstrap_alpha_star, fit_sigmoid, grid_bracket, more_robust, points_inside,
+                                         rank_robustness, sample_curves, seed_array, sigmoid, transition_table)
 from memkit.paper.report import format_alpha, format_ci
 
 GRID = np.array([0, 0.03125, 0.0625, 0.125, 0.25, 0.5, 1.0])
@@ -251,3 +251,103 @@ def test_sweep_rejects_shocks(tiny_lm, tiny_setup):
     samples, clean = tiny_setup
     with pytest.raises(memkit.MemkitError, match="shock_sweep"):
         alpha_sweep(tiny_lm, samples, clean, "force_token", [1])
+
+
+def test_deterministic_kind_runs_once_stochastic_every_seed(tiny_lm, tiny_setup):
+    samples, clean = tiny_setup
+    seeds = range(5)
+    plan = seed_plan(["truncate", "delete", "logit_tail", "embed_random"], seeds).set_index("kind")
+    assert plan.loc["truncate", "n_seeds"] == 1 and not plan.loc["truncate", "seeded"]
+    assert plan.loc["delete", "n_seeds"] == 5 and plan.loc["embed_random", "n_seeds"] == 5
+    assert seeds_for("logit_tail", [3, 4]) == [3] and seeds_for("typo", [1, 1, 2]) == [1, 2]
+    once = alpha_sweep(tiny_lm, samples, clean, "truncate", [0.0, 0.5], seeds=seeds, batch_size=8)
+    assert len(once) == len(samples) * 2 and set(once["seed"]) == {0}
+    every = alpha_sweep(tiny_lm, samples, clean, "delete", [0.0, 0.5], seeds=seeds, batch_size=8)
+    assert len(every) == len(samples) * 2 * 5 and sorted(set(every["seed"])) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("kind", ["insert_shock", "truncate"])
+def test_unseeded_token_kinds_do_not_depend_on_the_seed(tiny_lm, tiny_setup, kind):
+    from memkit.dynamics.actions import apply_token_action
+    from memkit.dynamics.sweeps import SEEDED_KINDS
+
+    samples, _ = tiny_setup
+    assert kind not in SEEDED_KINDS
+    for sample in samples:
+        runs = {apply_token_action(tiny_lm.tokenizer, sample, Action(kind, alpha=0.5, seed=s)).prompt_ids
+                for s in range(4)}
+        assert len(runs) == 1
+
+
+def test_cached_sweep_reuses_settings_and_equals_the_uncached_one(tiny_lm, tiny_setup, empty_cache, monkeypatch):
+    import memkit.dynamics.sweeps as sweeps
+
+    samples, clean = tiny_setup
+    plain = layer_sweep(tiny_lm, samples, clean, layers=[1], alphas=[0.0, 1.0, 4.0], seeds=(0, 1), batch_size=4)
+    first = layer_sweep(tiny_lm, samples, clean, layers=[1], alphas=[0.0, 1.0, 4.0], seeds=(0, 1), batch_size=4,
+                        cache=True)
+    assert len(list((empty_cache / "sweeps").glob("*.json"))) == 2 * 2  # nonzero alphas x seeds
+    decoded = []
+    real_extract = sweeps.extract
+    monkeypatch.setattr(sweeps, "extract", lambda lm, runs, **kw: decoded.append(len(runs)) or real_extract(lm, runs, **kw))
+    again = alpha_sweep(tiny_lm, samples, clean, "embed_random", [0.0, 1.0, 2.0, 4.0], layer=1, seeds=(0, 1),
+                        batch_size=4, cache=True)
+    assert decoded == [len(samples) * 2]  # only alpha = 2 (both seeds) is new
+    for frame in (first, again[again["alpha"] != 2.0]):
+        assert [list(g) for g in frame["generated_ids"]] == [list(g) for g in plain["generated_ids"]]
+
+
+def test_grid_bracket_and_points_inside():
+    grid = [0, 2, 3, 3.5, 4, 6, 8]
+    assert grid_bracket(3.86, grid) == (3.5, 4.0) and grid_bracket(1.0, grid) == (0.0, 2.0)
+    assert grid_bracket(4.0, grid) == (4.0, 6.0) and all(math.isnan(x) for x in grid_bracket(float("nan"), grid))
+    # a hand-made mean curve: half the samples break between 3 and 3.5, the other half between 3.5 and 4
+    values = np.array([1, 1, 1, 0.5, 0, 0, 0], dtype=float)
+    fit = fit_sigmoid(grid, values)
+    assert 3.0 < fit.alpha_star < 4.0 and grid_bracket(fit.alpha_star, grid) in {(3.0, 3.5), (3.5, 4.0)}
+    assert points_inside(fit, grid) >= 1
+    coarse = fit_sigmoid([0, 2, 4, 8], [1, 1, 0, 0])  # the step falls between two grid points: not resolved
+    assert grid_bracket(coarse.alpha_star, [0, 2, 4, 8]) == (2.0, 4.0) and points_inside(coarse, [0, 2, 4, 8]) == 0
+    gradual = fit_sigmoid(FINE, sigmoid(FINE, 1.0, 0.2, 0.0))
+    assert points_inside(gradual, FINE) == 9  # mid +- 0.2 ln 9 = [0.56, 1.44]: 0.6, 0.7, ..., 1.4
+
+
+def _seeded_runs(n: int, n_seeds: int = 5, star: float = 1.0) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        mid = star + 0.1 * (i % 5 - 2) - 0.03  # 0.77, 0.87, ...: off the grid
+        for seed in range(n_seeds):
+            for alpha in FINE:
+                value = float(sigmoid(alpha, mid + rng.normal(0, 0.02), 0.05, 0.0))
+                rows.append({"model": "a", "kind": "delete", "group": "memorized", "id": f"s{i:02d}", "seed": seed,
+                             "alpha": alpha, "retention": value})
+    return pd.DataFrame(rows)
+
+
+def test_transition_table_hierarchical_bootstrap_over_samples_and_seeds():
+    few = transition_table(_seeded_runs(4), n_boot=50).iloc[0]
+    assert (few["n_samples"], few["n_seeds"]) == (4, 5)
+    assert math.isnan(few["ci_low"]) and math.isnan(few["ci_high"])  # 4 < 20 samples: no interval
+    assert few["bracket_low"] <= few["alpha_star"] <= few["bracket_high"]
+    assert few["bracket_high"] - few["bracket_low"] == pytest.approx(0.1)
+    # per-sample alpha* about 0.77, 0.87, 0.97, 1.07: the range of their grid brackets is 0.7 to 1.1
+    assert few["sample_low"] == pytest.approx(0.7) and few["sample_high"] == pytest.approx(1.1)
+    assert (few["bracket_low"], few["bracket_high"]) == pytest.approx((0.9, 1.0))  # mean curve crosses at 0.92
+    many = transition_table(_seeded_runs(25), n_boot=60, seed=1).iloc[0]
+    assert many["n_samples"] == 25 and many["ci_low"] <= many["alpha_star"] <= many["ci_high"]
+    assert many["ci_high"] - many["ci_low"] < 0.3
+    again = transition_table(_seeded_runs(25), n_boot=60, seed=1).iloc[0]
+    assert (again["ci_low"], again["ci_high"]) == (many["ci_low"], many["ci_high"])
+    wide, values = seed_array(_seeded_runs(3))
+    assert values.shape == (3, 5, len(FINE)) and list(wide) == list(FINE)
+
+
+def test_verdict_unresolved_when_the_grid_cannot_tell():
+    # one step between 0.1 and 1: the drop may be anywhere in an interval wider than alpha* itself
+    coarse = bootstrap_alpha_star(pd.DataFrame([[1.0, 1.0, 0.0]], columns=[0, 0.1, 1.0]))
+    assert coarse["fit"].verdict == "unresolved" and coarse["n_inside"] == 0
+    assert (coarse["bracket_low"], coarse["bracket_high"]) == (0.1, 1.0)
+    # a step between 2 and 4: an interval narrower than alpha* (about 3), so the drop is sharp whatever its shape
+    step = bootstrap_alpha_star(pd.DataFrame([[1.0, 1.0, 0.0, 0.0]], columns=[0, 2, 4, 8]))
+    assert step["fit"].verdict == "sharp" and step["n_inside"] == 0

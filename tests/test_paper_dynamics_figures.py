@@ -12,7 +12,7 @@ from memkit.paper import dynamics_figures, dynamics_runs  # noqa: E402
 
 
 def test_phase_figure_one_panel_per_model_and_family():
-    grids = {("m", "token"): [0, 0.25, 0.5], ("m", "logit"): [0, 4, 16]}
+    grids = {("m", "insert_rare"): [0, 0.25, 0.5], ("m", "logit_tail"): [0, 4, 16]}
     phase = dynamics_runs.PhaseRuns(["m"], pd.DataFrame(), pd.DataFrame(), ["insert_rare", "logit_tail"], grids)
     curves = pd.DataFrame([{"spec": "m", "kind": kind, "group": group, "alpha": a, "retention": 1 - i / 3}
                            for kind, grid in (("insert_rare", [0, 0.25, 0.5]), ("logit_tail", [0, 4, 16]))

@@ -55,3 +55,11 @@ def test_shock_numbers_defined_for_every_group():
     assert numbers["EmShockExampleClean"] == "\\texttt{one two three}"
     assert numbers["EmShockExampleShocked"] == "\\texttt{one four three}"
     assert numbers["ShockExampleId"] == "\\texttt{a\\_b}"
+
+    # per sample: relock a 1.0, b 0.5 (memorized) vs c 0.0: difference 0.75; 3 samples, exact p = 2/3 at best
+    tests = shock_runs.shock_tests(shock.shocks)
+    relock = tests.set_index("observable").loc["relock"]
+    assert relock["diff"] == 0.75 and (relock["n_group"], relock["n_control"]) == (2, 1)
+    assert relock["p"] == relock["min_p"] == 2 / 3 and relock["p_holm"] == 1.0
+    assert numbers["ShockNTests"] == 2 and numbers["ShockNSignificant"] == 0 and numbers["EmShockRelockP"] == "1.00"
+    assert numbers["ShockAttainableP"] == "0.67" and numbers["EmShockKeptP"] == "1.00"

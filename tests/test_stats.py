@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memkit.core.stats import bootstrap_diff_ci, holm, permutation_test_means, smallest_permutation_p
+from memkit.core.stats import (bootstrap_diff_ci, hierarchical_bootstrap_ci, holm, permutation_test_means,
+                               smallest_permutation_p)
 from memkit.dynamics.transitions import group_tests, sample_scores
 
 
@@ -68,6 +69,35 @@ def test_bootstrap_ci_only_from_twenty_items():
     assert (lo, hi) == bootstrap_diff_ci(a, b, seed=0)  # seeded: the same interval again
     assert all(math.isnan(x) for x in bootstrap_diff_ci(a[:19], b, seed=0))
     assert not any(math.isnan(x) for x in bootstrap_diff_ci(a[:5], b[:5], seed=0, min_n=5))
+
+
+def test_permutation_test_with_a_single_item_group():
+    diff, p = permutation_test_means([1.0, 0.5], [0.0])
+    assert diff == 0.75 and p == pytest.approx(2 / 3)  # 3 relabellings: +0.75, 0, -0.75
+    assert permutation_test_means([3.0], [1.0, 2.0, 0.0])[1] == pytest.approx(0.5)  # the largest of 4: 2 x 1/4
+
+
+def test_hierarchical_bootstrap_none_below_twenty_and_covers_the_mean():
+    # hand-made: item i has seeds i + {-1, 0, +1}: item means 0..n-1, seed spread 1
+    def frame(n):
+        return np.array([[i - 1.0, i, i + 1.0] for i in range(n)])
+
+    assert hierarchical_bootstrap_ci(frame(19), np.mean) is None
+    assert hierarchical_bootstrap_ci(frame(4), np.mean) is None
+    lo, hi = hierarchical_bootstrap_ci(frame(20), np.mean, n_boot=400, seed=0)
+    assert lo < 9.5 < hi and 6 < lo and hi < 13  # mean of 0..19 is 9.5; sd of the mean about 1.3
+    assert (lo, hi) == hierarchical_bootstrap_ci(frame(20), np.mean, n_boot=400, seed=0)
+    # seeds matter: with no spread between items, the interval comes from the seeds alone
+    same_items = np.tile([[0.0, 1.0, 2.0, 3.0]], (25, 1))
+    lo, hi = hierarchical_bootstrap_ci(same_items, np.mean, n_boot=400, seed=0)
+    assert lo < 1.5 < hi and hi - lo > 0.1
+    assert hierarchical_bootstrap_ci(np.ones((25, 2)), np.mean) == (1.0, 1.0)
+    # a missing seed (NaN) is left out of its item's mean; a NaN statistic counts as +inf
+    ragged = frame(20)
+    ragged[:, 2] = np.nan
+    lo, hi = hierarchical_bootstrap_ci(ragged, np.mean, n_boot=200, seed=0)
+    assert lo < 9.0 < hi
+    assert hierarchical_bootstrap_ci(frame(20), lambda x: float("nan"), n_boot=10) == (np.inf, np.inf)
 
 
 def _runs(n_mem, n_ctrl, mem_level, ctrl_level, seeds=(0, 1)):

@@ -3,6 +3,7 @@
     diff, p = permutation_test_means(memorized_scores, control_scores, seed=0)   # exact when small
     adjusted = holm([p1, p2, p3])                                                # family-wise error control
     lo, hi = bootstrap_diff_ci(a, b, seed=0)      # NaN when either group has fewer than MIN_BOOTSTRAP_N items
+    ci = hierarchical_bootstrap_ci(values, np.mean, seed=0)   # items x seeds: None below MIN_BOOTSTRAP_N items
 
 Conventions: two-sided tests, fixed seeds, and no bootstrap interval over fewer than
 `MIN_BOOTSTRAP_N` (20) items per group -- a percentile bootstrap over 3 or 4 items gives
@@ -57,6 +58,15 @@ def permutation_test_means(a: Sequence[float], b: Sequence[float], *, n_resample
     diff = float(a.mean() - b.mean())
     if np.ptp(np.concatenate([a, b])) == 0:
         return diff, 1.0  # every relabelling gives the same difference
+    if min(len(a), len(b)) < 2:  # scipy needs two items per group: enumerate the relabellings (few) here
+        from itertools import combinations
+
+        pooled, n = np.concatenate([a, b]), len(a)
+        diffs = np.array([pooled[list(pick)].mean() - np.delete(pooled, list(pick)).mean()
+                          for pick in combinations(range(len(pooled)), n)])
+        tolerance = 1e-12 * max(1.0, abs(diff))
+        p_greater, p_less = np.mean(diffs >= diff - tolerance), np.mean(diffs <= diff + tolerance)
+        return diff, float(min(1.0, 2 * min(p_greater, p_less)))
     result = permutation_test((a, b), _mean_difference, permutation_type="independent", vectorized=True,
                               n_resamples=n_resamples, alternative="two-sided", rng=np.random.default_rng(seed))
     return diff, float(result.pvalue)
@@ -85,11 +95,49 @@ def bootstrap_diff_ci(a: Sequence[float], b: Sequence[float], *, n_boot: int = 2
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
+def hierarchical_bootstrap_ci(values, statistic, *, n_boot: int = 200, seed: int = 0, level: float = 0.95,
+                              min_n: int = MIN_BOOTSTRAP_N) -> tuple[float, float] | None:
+    """Percentile CI of `statistic` from a two-level bootstrap: resample items, then seeds within each item.
+
+    `values` has shape (items, seeds, ...) (e.g. samples x action seeds x alphas); NaN entries (a
+    seed an item lacks) are ignored in its seed mean. A replicate draws n items with replacement,
+    then for each drawn item its seeds with replacement, averages over those seeds, and passes
+    the (items, ...) array of per-item means to `statistic` (a float; NaN counts as +inf, e.g.
+    "no crossing within the grid"). So the interval carries the spread of both the items and
+    the seeds. None with fewer than `min_n` items: a bootstrap over a handful is not an interval.
+    Deterministic for a given `seed` (numpy generator).
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim < 2:
+        raise ValueError("values must have shape (items, seeds, ...)")
+    n, n_seeds = values.shape[:2]
+    if n < max(min_n, 2) or n_boot <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    stats = np.empty(n_boot)
+    for b in range(n_boot):
+        items = rng.integers(0, n, size=n)
+        seeds = rng.integers(0, n_seeds, size=(n, n_seeds))
+        replicate = _nan_mean(values[items[:, None], seeds], axis=1)
+        value = float(statistic(replicate))
+        stats[b] = np.inf if math.isnan(value) else value
+    tail = (1 - level) / 2
+    return float(np.quantile(stats, tail, method="lower")), float(np.quantile(stats, 1 - tail, method="higher"))
+
+
+def _nan_mean(values: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over `axis` ignoring NaN; NaN (silently) where every entry is NaN."""
+    present = ~np.isnan(values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(present, values, 0.0).sum(axis) / present.sum(axis)
+
+
 def _mean_difference(x, y, axis=-1):
     return np.mean(x, axis=axis) - np.mean(y, axis=axis)
 
 
-__all__ = ["MIN_BOOTSTRAP_N", "bootstrap_diff_ci", "holm", "permutation_test_means", "smallest_permutation_p"]
+__all__ = ["MIN_BOOTSTRAP_N", "bootstrap_diff_ci", "hierarchical_bootstrap_ci", "holm", "nearest_matches",
+           "permutation_test_means", "smallest_permutation_p"]
 
 
 def nearest_matches(treated: pd.Series, pool: pd.Series, *, ratio: int = 1, treated_strata: pd.Series | None = None,

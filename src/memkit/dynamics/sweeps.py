@@ -31,6 +31,7 @@ action applied through a forward hook on the model output). The tokens are those
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from typing import Iterable, Iterator, Mapping, Sequence
@@ -207,10 +208,51 @@ def _row_context_factory(lm: LoadedModel, kind: str, direction, position: int | 
     return factory
 
 
+def _setting_cache(lm: LoadedModel, reference: Sequence[Sample], kind: str, direction, position: int | None):
+    """(path of one (alpha, seed, layer) setting's cached continuations) for this model, sample set and kind.
+
+    The key holds the model weights, the samples with their clean reference, the kind, the
+    position, the direction used at that layer and the code that decides the tokens. Batch size
+    and batch composition are not in it: the batched sweep gives the tokens of `perturb` run one
+    setting at a time (tested), so a setting computed by one notebook serves another.
+    """
+    import hashlib
+    import json
+
+    from ..core.extract import code_version, samples_fingerprint
+    from ..paths import cache_dir, code_fingerprint
+
+    root = cache_dir() / "sweeps"
+    root.mkdir(parents=True, exist_ok=True)
+    base = {"model_sha256": lm.sha256, "samples": samples_fingerprint(reference), "kind": kind, "position": position,
+            "code": [code_version(), code_fingerprint("dynamics/sweeps.py", "dynamics/actions.py")]}
+
+    def direction_hash(layer):
+        vector = _direction_at(direction, layer)
+        if vector is None:
+            return None
+        return hashlib.sha256(vector.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()
+
+    def path(alpha: float, seed: int, layer: int | None) -> Path:
+        config = {**base, "alpha": alpha, "seed": seed, "layer": layer, "direction": direction_hash(layer)}
+        return root / f"{hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:20]}.json"
+
+    return path
+
+
 def _sweep(lm: LoadedModel, samples: Sequence[Sample], clean: pd.DataFrame, kind: str,
            settings: Sequence[tuple[float, int, int | None]], direction=None, position: int | None = None,
-           batch_size: int = 32) -> pd.DataFrame:
-    """Every sample under every (alpha, seed, layer) setting of `kind`, in one batched extraction."""
+           batch_size: int = 32, cache: bool = False) -> pd.DataFrame:
+    """Every sample under every (alpha, seed, layer) setting of `kind`, in one batched extraction.
+
+    With `cache`, each setting's continuations are kept under `paths.cache_dir()/sweeps` (JSON token
+    ids): only the settings not seen before are decoded, so a finer grid or more seeds cost only
+    the new points, and a notebook rerun decodes nothing.
+    """
+    import json
+
+    from ..paths import atomic_path
+
     family = FAMILIES[kind]
     if family == "shock":
         raise MemkitError("force_token shocks the continuation itself: use shock_sweep")
@@ -221,49 +263,70 @@ def _sweep(lm: LoadedModel, samples: Sequence[Sample], clean: pd.DataFrame, kind
     for _, _, layer in settings:
         check_layer(lm, layer if family == "embedding" else None)
     reference = with_clean_reference(samples, clean)
-    plan, runs = [], []
-    for sample in reference:
-        for alpha, seed, layer in settings:
-            layer = layer if family == "embedding" else None
-            plan.append((sample, alpha, seed, layer))
-            if alpha == 0:
-                continue
+    settings = [(float(alpha), int(seed), layer if family == "embedding" else None) for alpha, seed, layer in settings]
+    cache_path = _setting_cache(lm, reference, kind, direction, position) if cache else None
+    tokens: dict[tuple, list[list[int]]] = {}  # setting -> continuation per sample
+    for setting in dict.fromkeys(settings):
+        if setting[0] == 0:
+            tokens[setting] = [list(s.suffix_ids) for s in reference]
+        elif cache_path is not None and cache_path(*setting).exists():
+            tokens[setting] = json.loads(cache_path(*setting).read_text())
+    todo = [setting for setting in dict.fromkeys(settings) if setting not in tokens]
+    runs = []
+    for alpha, seed, layer in todo:
+        for sample in reference:
             run = sample
             if family == "token":
                 run = apply_token_action(lm.tokenizer, sample, make_action(kind, alpha, seed=seed, position=position))
             runs.append(replace(run, meta={**run.meta, "sweep_alpha": alpha, "sweep_seed": seed, "sweep_layer": layer}))
-    generated: list[list[int]] = []
     if runs:
         factory = None if family == "token" else _row_context_factory(lm, kind, direction, position)
         frame = extract(lm, runs, batch_size=batch_size, progress=False, context_factory=factory)
         generated = [[int(t) for t in g] for g in frame["generated_ids"]]
-    rows, done = [], iter(generated)
-    for sample, alpha, seed, layer in plan:
-        reference_ids = list(sample.suffix_ids)
-        tokens = reference_ids if alpha == 0 else next(done)
-        truth = sample.meta["true_suffix_ids"]
-        kept = prefix_match_len(tokens, reference_ids)
-        rows.append({
-            "id": sample.id, "model": lm.name, "kind": kind, "family": family, "alpha": alpha, "seed": seed,
-            "layer": -1 if layer is None else int(layer),
-            "retention": token_match(tokens, reference_ids), "exact_retention": exact_match(tokens, reference_ids),
-            "prefix_retention": kept / len(reference_ids), "divergence_step": -1 if tokens == reference_ids else kept,
-            "token_match": token_match(tokens, truth), "exact_match": exact_match(tokens, truth),
-            "generated_ids": tokens,
-        })
+        for number, setting in enumerate(todo):
+            tokens[setting] = generated[number * len(reference) : (number + 1) * len(reference)]
+            if cache_path is not None:
+                with atomic_path(cache_path(*setting)) as tmp:
+                    tmp.write_text(json.dumps(tokens[setting]))
+    rows = []
+    for index, sample in enumerate(reference):
+        reference_ids, truth = list(sample.suffix_ids), sample.meta["true_suffix_ids"]
+        for setting in settings:
+            alpha, seed, layer = setting
+            generated_ids = tokens[setting][index]
+            kept = prefix_match_len(generated_ids, reference_ids)
+            rows.append({
+                "id": sample.id, "model": lm.name, "kind": kind, "family": family, "alpha": alpha, "seed": seed,
+                "layer": -1 if layer is None else int(layer),
+                "retention": token_match(generated_ids, reference_ids),
+                "exact_retention": exact_match(generated_ids, reference_ids),
+                "prefix_retention": kept / len(reference_ids),
+                "divergence_step": -1 if generated_ids == reference_ids else kept,
+                "token_match": token_match(generated_ids, truth), "exact_match": exact_match(generated_ids, truth),
+                "generated_ids": generated_ids,
+            })
     return pd.DataFrame(rows)
 
 
-def _seeds_for(kind: str, seeds: Iterable[int]) -> list[int]:
+def seeds_for(kind: str, seeds: Iterable[int]) -> list[int]:
+    """The action seeds `kind` runs with: every (distinct) seed for a kind in `SEEDED_KINDS`, the first one
+    otherwise -- a deterministic kind gives the same tokens whatever the seed, so repeating it measures nothing."""
     seeds = list(dict.fromkeys(int(s) for s in seeds))
     if not seeds:
         raise MemkitError("give at least one seed")
     return seeds if kind in SEEDED_KINDS else seeds[:1]
 
 
+def seed_plan(kinds: Iterable[str], seeds: Iterable[int]) -> pd.DataFrame:
+    """Per kind: `seeded` (its effect depends on the seed) and `n_seeds` it runs with (`seeds_for`)."""
+    seeds = list(seeds)
+    return pd.DataFrame([{"kind": kind, "seeded": kind in SEEDED_KINDS, "n_seeds": len(seeds_for(kind, seeds))}
+                         for kind in kinds], columns=["kind", "seeded", "n_seeds"])
+
+
 def alpha_sweep(lm: LoadedModel, samples: Sequence[Sample], clean: pd.DataFrame, kind: str, alphas: Iterable[float],
                 *, layer: int | None = None, seeds: Iterable[int] = (0,), direction=None, position: int | None = None,
-                batch_size: int = 32) -> pd.DataFrame:
+                batch_size: int = 32, cache: bool = False) -> pd.DataFrame:
     """Retention of every sample under `kind` at every alpha (and seed), in one batched extraction.
 
     One row per (sample, alpha, seed), in that order: `id`, `model`, `kind`, `family`, `alpha`,
@@ -272,23 +335,24 @@ def alpha_sweep(lm: LoadedModel, samples: Sequence[Sample], clean: pd.DataFrame,
     against the true suffix, and `generated_ids`. alpha = 0 rows are the clean run itself (no
     decoding). Kinds that do not depend on the seed (not in `SEEDED_KINDS`) run with the first
     seed only. `direction` (embed_direction): a unit vector, or a {layer: vector} mapping.
-    `force_token` is not a sweep kind: see `shock_sweep`.
+    `force_token` is not a sweep kind: see `shock_sweep`. `cache`: keep and reuse each setting's
+    continuations on disk (see `_sweep`).
     """
-    settings = [(float(a), seed, layer) for a in alphas for seed in _seeds_for(kind, seeds)]
-    return _sweep(lm, samples, clean, kind, settings, direction, position, batch_size)
+    settings = [(float(a), seed, layer) for a in alphas for seed in seeds_for(kind, seeds)]
+    return _sweep(lm, samples, clean, kind, settings, direction, position, batch_size, cache)
 
 
 def layer_sweep(lm: LoadedModel, samples: Sequence[Sample], clean: pd.DataFrame, layers: Iterable[int],
                 alphas: Iterable[float], *, kind: str = "embed_random", seeds: Iterable[int] = (0,), direction=None,
-                batch_size: int = 32) -> pd.DataFrame:
+                batch_size: int = 32, cache: bool = False) -> pd.DataFrame:
     """`alpha_sweep` of an embedding kind at every layer, all (layer, alpha, seed) rows in one extraction.
 
     One row per (sample, layer, alpha, seed); alpha = 0 rows are shared by every layer (the clean run).
     """
     if FAMILIES[kind] != "embedding":
         raise MemkitError(f"layer_sweep needs an embedding kind, not {kind}")
-    settings = [(float(a), seed, int(layer)) for layer in layers for a in alphas for seed in _seeds_for(kind, seeds)]
-    return _sweep(lm, samples, clean, kind, settings, direction, None, batch_size)
+    settings = [(float(a), seed, int(layer)) for layer in layers for a in alphas for seed in seeds_for(kind, seeds)]
+    return _sweep(lm, samples, clean, kind, settings, direction, None, batch_size, cache)
 
 
 def clean_prefix(clean: pd.DataFrame, m: int) -> pd.DataFrame:
@@ -440,5 +504,5 @@ def shock_summary(shocks: pd.DataFrame, by: Sequence[str] = ("model", "group")) 
 
 
 __all__ = ["GROUPS", "SEEDED_KINDS", "alpha_sweep", "clean_prefix", "distinct_share", "dynamics_samples",
-           "fragility_profiles", "layer_sweep", "make_action", "memorization_groups", "relock", "shock_summary",
-           "shock_sweep", "typical_coordinate_alpha", "with_clean_reference"]
+           "fragility_profiles", "layer_sweep", "make_action", "memorization_groups", "relock", "seed_plan", "seeds_for",
+           "shock_summary", "shock_sweep", "typical_coordinate_alpha", "with_clean_reference"]

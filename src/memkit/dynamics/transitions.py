@@ -13,18 +13,24 @@ A decreasing logistic with a floor,
 is fitted (scipy `curve_fit`, started from a dense grid search) to the mean retention curve of a
 group of samples. The critical alpha* is where the fitted curve crosses 0.5 (half of the clean
 continuation lost): alpha* = mid + tau * ln(0.5 / (0.5 - floor)); it is NaN when the curve never
-falls to 0.5 (floor >= 0.5) or crosses beyond the largest alpha of the grid. The 95 % confidence
-interval comes from a bootstrap over samples (fixed seed; a replicate without a crossing counts
-as +inf, so an open upper end reads "beyond the grid"), and only with at least 20 samples.
+falls to 0.5 (floor >= 0.5) or crosses beyond the largest alpha of the grid. The grid only says
+between which two of its points the crossing lies (`grid_bracket`), which is how the paper
+reports alpha*; `points_inside` counts the grid points inside the fitted drop (at least 2 to
+resolve its shape). Each sample's curve is the mean over its action seeds; the 95 % confidence
+interval comes from a hierarchical bootstrap (samples, then seeds within each sample; fixed
+seed; a replicate without a crossing counts as +inf, so an open upper end reads "beyond the
+grid"), and only with at least 20 samples -- below that the per-sample spread is reported.
 Memorized vs control differences are tested by `group_tests` (permutation tests, Holm-corrected). The transition width is the alpha range
 over which the fitted drop goes from 10 % to 90 % of its full size, 2 tau ln 9; the drop is
 called *sharp* when that width is smaller than alpha* itself (`sharp_below` = 1), *gradual*
-otherwise. Numbers for the paper are formatted by `memkit.paper.report.format_alpha` / `format_ci`.
+otherwise, and *unresolved* when fewer than 2 grid points lie inside the fitted drop and the grid
+interval around alpha* is not itself narrower than alpha*. Numbers for the paper are formatted by `memkit.paper.report.format_alpha` / `format_ci`.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -56,7 +62,7 @@ class TransitionFit:
     floor: float
     width: float  # 2 tau ln 9: alpha range of the 90 % -> 10 % part of the drop
     rel_width: float  # width / alpha_star
-    verdict: str  # "sharp", "gradual", or "none" (no transition within the grid)
+    verdict: str  # "sharp", "gradual", "none" (no transition within the grid) or "unresolved" (see bootstrap_alpha_star)
     rmse: float
     alpha_max: float
     note: str = ""
@@ -97,7 +103,7 @@ def fit_sigmoid(alphas: Sequence[float], values: Sequence[float], sharp_below: f
     `alphas` (>= 0) and `values` (retention in [0, 1], typically the mean over samples) are
     paired. Deterministic: a dense grid search gives the start of `curve_fit` (bounded least squares).
     """
-    from scipy.optimize import curve_fit
+    from scipy.optimize import OptimizeWarning, curve_fit
 
     x = np.asarray(alphas, dtype=float)
     y = np.asarray(values, dtype=float)
@@ -116,7 +122,9 @@ def fit_sigmoid(alphas: Sequence[float], values: Sequence[float], sharp_below: f
     lower, upper = [-alpha_max, alpha_max * 1e-4, 0.0], [3 * alpha_max, 3 * alpha_max, 1.0]
     best, best_sse = np.asarray(start), float(np.sum((sigmoid(x, *start) - y) ** 2))
     try:
-        params, _ = curve_fit(sigmoid, x, y, p0=np.clip(start, lower, upper), bounds=(lower, upper), maxfev=2000)
+        with warnings.catch_warnings():  # the covariance is not used: as many points as parameters is fine
+            warnings.simplefilter("ignore", OptimizeWarning)
+            params, _ = curve_fit(sigmoid, x, y, p0=np.clip(start, lower, upper), bounds=(lower, upper), maxfev=2000)
         sse = float(np.sum((sigmoid(x, *params) - y) ** 2))
         if sse < best_sse:
             best, best_sse = params, sse
@@ -144,36 +152,83 @@ def sample_curves(runs: pd.DataFrame, value: str = "retention") -> pd.DataFrame:
     return runs.pivot_table(index="id", columns="alpha", values=value, aggfunc="mean").sort_index()
 
 
-def bootstrap_alpha_star(curves: pd.DataFrame, *, n_boot: int = 200, seed: int = 0, level: float = 0.95,
-                         sharp_below: float = 1.0, min_samples: int = MIN_BOOTSTRAP_N) -> dict:
-    """alpha* of the mean curve with a bootstrap confidence interval over samples.
+def seed_array(runs: pd.DataFrame, value: str = "retention") -> tuple[np.ndarray, np.ndarray]:
+    """(alphas, values) with values[sample, seed, alpha] (samples by id, seeds and alphas sorted; NaN where a
+    sample lacks a seed): the input of the hierarchical bootstrap over samples and seeds."""
+    cube = runs.pivot_table(index=["id", "seed"], columns="alpha", values=value, aggfunc="mean").sort_index()
+    ids, seeds = cube.index.unique(level="id"), cube.index.unique(level="seed").sort_values()
+    full = cube.reindex(pd.MultiIndex.from_product([ids, seeds], names=["id", "seed"]))
+    values = full.to_numpy(dtype=float).reshape(len(ids), len(seeds), full.shape[1])
+    return np.asarray(cube.columns, dtype=float), values
 
-    `curves`: one row per sample, one column per alpha (see `sample_curves`). Returns `fit`
-    (the `TransitionFit` of the mean curve), `ci_low`, `ci_high` (NaN with fewer than
-    `min_samples` samples, default 20: a bootstrap over a handful of items is not an interval;
-    +inf when more than the upper tail of replicates has no crossing in the grid) and
-    `n_samples`. Replicates resample the samples with replacement (numpy generator seeded with
-    `seed`); a replicate without a crossing counts as +inf.
+
+def grid_bracket(alpha_star: float, grid: Sequence[float]) -> tuple[float, float]:
+    """(lo, hi]: the two neighbouring grid alphas around alpha* (lo = 0 below the smallest nonzero alpha).
+
+    alpha* is read off a fit, so the grid only tells that the crossing lies between these two
+    points; NaN, NaN when alpha* is NaN.
     """
-    alphas = np.asarray(curves.columns, dtype=float)
-    values = curves.to_numpy(dtype=float)
-    fit = fit_sigmoid(alphas, np.nanmean(values, axis=0), sharp_below)
-    n = values.shape[0]
-    result = {"fit": fit, "ci_low": float("nan"), "ci_high": float("nan"), "n_samples": n}
-    if n < max(min_samples, 2) or n_boot <= 0:
-        return result
-    rng = np.random.default_rng(seed)
-    stars = np.empty(n_boot)
-    fitted: dict[tuple, float] = {}  # the mean curve depends only on the multiset of picked samples
-    for b in range(n_boot):
-        pick = tuple(sorted(rng.integers(0, n, size=n).tolist()))
-        if pick not in fitted:
-            fitted[pick] = fit_sigmoid(alphas, np.nanmean(values[list(pick)], axis=0), sharp_below).alpha_star
-        stars[b] = np.inf if math.isnan(fitted[pick]) else fitted[pick]
-    tail = (1 - level) / 2
-    result["ci_low"] = float(np.quantile(stars, tail, method="lower"))
-    result["ci_high"] = float(np.quantile(stars, 1 - tail, method="higher"))
-    return result
+    if alpha_star is None or math.isnan(alpha_star):
+        return float("nan"), float("nan")
+    grid = np.unique(np.asarray(grid, dtype=float))
+    below, above = grid[grid <= alpha_star], grid[grid > alpha_star]
+    lo = float(below.max()) if len(below) else 0.0
+    if not len(above):  # alpha* on the last grid point
+        return float(grid[-2]) if len(grid) > 1 else lo, lo
+    return lo, float(above.min())
+
+
+def points_inside(fit: TransitionFit, grid: Sequence[float]) -> int:
+    """How many grid alphas lie inside the fitted transition (90 % -> 10 % of the drop, mid +- tau ln 9):
+    with fewer than 2 the grid does not resolve the shape of the drop, only the interval it happens in."""
+    if math.isnan(fit.mid) or math.isnan(fit.tau):
+        return 0
+    grid = np.asarray(grid, dtype=float)
+    half = fit.tau * LN9
+    return int(((grid > fit.mid - half) & (grid < fit.mid + half)).sum())
+
+
+def bootstrap_alpha_star(curves: pd.DataFrame | np.ndarray, *, alphas: Sequence[float] | None = None,
+                         n_boot: int = 200, seed: int = 0, level: float = 0.95, sharp_below: float = 1.0,
+                         min_samples: int = MIN_BOOTSTRAP_N) -> dict:
+    """alpha* of the mean curve, its grid bracket, the per-sample spread, and a hierarchical bootstrap CI.
+
+    `curves`: a wide frame (one row per sample, one column per alpha, see `sample_curves`), or an
+    array values[sample, seed, alpha] (see `seed_array`) with `alphas`. The mean curve averages the
+    seeds of each sample, then the samples. Returns `fit` (the `TransitionFit` of the mean curve),
+    `bracket_low` / `bracket_high` (`grid_bracket`), `n_inside` (`points_inside`; with fewer than 2
+    points inside the drop the verdict becomes "unresolved" unless the bracketing grid interval is
+    itself narrower than `sharp_below` * alpha*, which makes the drop sharp whatever its shape), `sample_low` /
+    `sample_high` (the lowest lower and highest upper grid bracket of the per-sample alpha*: +inf
+    when a sample never crosses), `n_samples`, `n_seeds`, and `ci_low`, `ci_high`: the percentile
+    interval of `core.stats.hierarchical_bootstrap_ci` (resample samples, then seeds within each;
+    a replicate without a crossing counts as +inf), NaN with fewer than `min_samples` samples
+    (default 20: a bootstrap over a handful of items is not an interval).
+    """
+    from ..core.stats import hierarchical_bootstrap_ci
+
+    if isinstance(curves, pd.DataFrame):
+        alphas, values = np.asarray(curves.columns, dtype=float), curves.to_numpy(dtype=float)[:, None, :]
+    else:
+        alphas, values = np.asarray(alphas, dtype=float), np.asarray(curves, dtype=float)
+    per_sample = np.nanmean(values, axis=1)
+
+    def star(sample_means: np.ndarray) -> float:
+        return fit_sigmoid(alphas, np.nanmean(sample_means, axis=0), sharp_below).alpha_star
+
+    fit = fit_sigmoid(alphas, np.nanmean(per_sample, axis=0), sharp_below)
+    lo, hi = grid_bracket(fit.alpha_star, alphas)
+    if fit.verdict != "none" and points_inside(fit, alphas) < 2 and not (hi - lo) < sharp_below * fit.alpha_star:
+        # fewer than 2 points inside the drop: only "sharp" with a grid interval narrower than alpha* is supported
+        fit = TransitionFit(**{**fit.as_dict(), "verdict": "unresolved"})
+    brackets = [grid_bracket(fit_sigmoid(alphas, row, sharp_below).alpha_star, alphas) for row in per_sample]
+    lows = [b[0] for b in brackets if not math.isnan(b[0])]
+    highs = [np.inf if math.isnan(b[1]) else b[1] for b in brackets]
+    ci = hierarchical_bootstrap_ci(values, star, n_boot=n_boot, seed=seed, level=level, min_n=min_samples)
+    return {"fit": fit, "bracket_low": lo, "bracket_high": hi, "n_inside": points_inside(fit, alphas),
+            "sample_low": min(lows) if lows else float("nan"), "sample_high": max(highs) if highs else float("nan"),
+            "n_samples": values.shape[0], "n_seeds": values.shape[1],
+            "ci_low": ci[0] if ci else float("nan"), "ci_high": ci[1] if ci else float("nan")}
 
 
 def transition_table(runs: pd.DataFrame, *, value: str = "retention", by: Sequence[str] = ("model", "kind", "group"),
@@ -181,25 +236,26 @@ def transition_table(runs: pd.DataFrame, *, value: str = "retention", by: Sequen
                      min_samples: int = MIN_BOOTSTRAP_N) -> pd.DataFrame:
     """One fitted transition per group of `runs` (rows of `alpha_sweep` with the `by` columns).
 
-    Columns: the `by` keys, `family`, `value`, `n_samples`, `alpha_star`, `ci_low`, `ci_high`,
-    `mid`, `tau`, `floor`, `width`, `rel_width`, `verdict`, `rmse`, `alpha_max`, `note`, and
-    `mean_retention` (mean of the curve over the nonzero alphas: grid-dependent, used to break
-    ties). Groups come in first-seen order.
+    Columns: the `by` keys, `family`, `value`, `n_samples`, `n_seeds`, `alpha_star`, `bracket_low`,
+    `bracket_high`, `n_inside`, `sample_low`, `sample_high`, `ci_low`, `ci_high` (see
+    `bootstrap_alpha_star`), `mid`, `tau`, `floor`, `width`, `rel_width`, `verdict`, `rmse`,
+    `alpha_max`, `note`, and `mean_retention` (mean of the curve over the nonzero alphas:
+    grid-dependent, used to break ties). Groups come in first-seen order.
     """
     rows = []
     for keys, part in runs.groupby(list(by), sort=False):
         keys = keys if isinstance(keys, tuple) else (keys,)
-        curves = sample_curves(part, value)
-        boot = bootstrap_alpha_star(curves, n_boot=n_boot, seed=seed, level=level, sharp_below=sharp_below,
-                                    min_samples=min_samples)
-        fit = boot["fit"].as_dict()
-        mean_curve = curves.mean(axis=0)
+        alphas, values = seed_array(part if "seed" in part else part.assign(seed=0), value)
+        boot = bootstrap_alpha_star(values, alphas=alphas, n_boot=n_boot, seed=seed, level=level,
+                                    sharp_below=sharp_below, min_samples=min_samples)
+        fit = boot.pop("fit").as_dict()
+        mean_curve = sample_curves(part, value).mean(axis=0)
         nonzero = mean_curve[mean_curve.index > 0]
         rows.append({**dict(zip(by, keys)), "family": FAMILIES.get(part["kind"].iloc[0], "") if "kind" in part else "",
-                     "value": value, "n_samples": boot["n_samples"], **fit, "ci_low": boot["ci_low"],
-                     "ci_high": boot["ci_high"],
+                     "value": value, **boot, **fit,
                      "mean_retention": float(nonzero.mean()) if len(nonzero) else float("nan")})
-    columns = list(by) + ["family", "value", "n_samples", "alpha_star", "ci_low", "ci_high", "mid", "tau", "floor",
+    columns = list(by) + ["family", "value", "n_samples", "n_seeds", "alpha_star", "bracket_low", "bracket_high",
+                          "n_inside", "sample_low", "sample_high", "ci_low", "ci_high", "mid", "tau", "floor",
                           "width", "rel_width", "verdict", "rmse", "alpha_min", "alpha_max", "note", "mean_retention"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -289,5 +345,6 @@ def group_tests(runs: pd.DataFrame, *, value: str = "retention", by: Sequence[st
     return frame
 
 
-__all__ = ["TransitionFit", "bootstrap_alpha_star", "fit_sigmoid", "group_tests", "more_robust", "rank_robustness",
-           "sample_curves", "sample_scores", "sigmoid", "transition_table"]
+__all__ = ["TransitionFit", "bootstrap_alpha_star", "fit_sigmoid", "grid_bracket", "group_tests", "more_robust",
+           "points_inside", "rank_robustness", "sample_curves", "sample_scores", "seed_array", "sigmoid",
+           "transition_table"]

@@ -33,7 +33,8 @@ def _group_handles(**line):
 
 
 def phase_figure(curves: pd.DataFrame, phase, names: Mapping[str, str]):
-    """Mean retention vs alpha: one row per model, one column per action family, one line per kind and group."""
+    """Mean retention vs alpha (`dynamics_runs.mean_curves`): one row per model, one column per action family,
+    one line per kind and group."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullLocator
 
@@ -44,7 +45,7 @@ def phase_figure(curves: pd.DataFrame, phase, names: Mapping[str, str]):
                              squeeze=False, sharey=True, constrained_layout=True)
     for (row, spec), (col, family) in ((r, c) for r in enumerate(models) for c in enumerate(phase.families)):
         ax = axes[row, col]
-        grid = sorted(a for a in phase.grids[(spec, family)] if a > 0)
+        grid = [a for a in phase.family_grid(spec, family) if a > 0]
         zero_at = grid[0] / 2  # log axis: alpha = 0 is drawn one grid step left of the smallest alpha
         for kind in [kd for kd in phase.kinds if FAMILIES[kd] == family]:
             for group, style in GROUP_STYLE.items():
@@ -55,7 +56,8 @@ def phase_figure(curves: pd.DataFrame, phase, names: Mapping[str, str]):
                             mfc=style["mfc"] or kind_colour[kind], label=kind if group == "memorized" else None)
         ax.axhline(0.5, color="0.5", lw=0.5, ls=":")
         ax.set_xscale("log")
-        ax.set_xticks([zero_at] + grid, ["0"] + [format_alpha(a) for a in grid], fontsize=5.5)
+        ax.set_xticks([zero_at] + grid, ["0"] + [format_alpha(a) for a in grid], fontsize=5.5,
+                      rotation=90 if len(grid) > 6 else 0)
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_ylim(-0.04, 1.04)
         ax.grid(alpha=0.3, lw=0.4)

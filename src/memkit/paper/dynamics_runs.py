@@ -1,9 +1,9 @@
 """Experiment drivers of the dynamics section (notebook `fig_phase`): sweeps, fits, table, numbers.
 
-    phase = phase_sweeps(models, records, k=32, m=8, alphas={"token": [0, 0.5], ...})
-    fits, exact_fits = phase_fits(phase.runs, n_boot=50)
-    table, caption = ranking_table(phase, fits, exact_fits, rank_robustness(fits), labels=names, ...)
-    numbers = phase_numbers(phase, fits, exact_fits, ranking, wins, keys=keys, labels=names, ...)
+    phase = phase_sweeps(models, records, k=32, m=8, alphas={"token": [0.5], "logit_tail": [2, 3, 4]}, seeds=range(5))
+    fits = phase_fits(phase.runs, n_boot=50)                     # alpha* grid interval, per-sample range, CI >= 20
+    table, caption = ranking_table(phase, fits, rank_robustness(fits), group_tests(phase.runs), labels=names, ...)
+    numbers = phase_numbers(phase, fits, ranking, wins, keys=keys, labels=names, settings=..., tests=tests)
 
 A model is loaded, swept over every action kind and released before the next one.
 """
@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..core.stats import MIN_BOOTSTRAP_N
 from ..dynamics.action_kinds import FAMILIES, KINDS
-from .report import format_alpha, format_ci, format_number, format_small, latex_escape, macro_key
+from .report import format_alpha, format_bracket, format_ci, format_number, format_small, latex_escape, macro_key
 
 FAMILY_ORDER = ("token", "embedding", "logit")
 
@@ -51,6 +51,18 @@ def sweep_kinds(kinds: Sequence[str] | None = None) -> list[str]:
     return [kind for kind in (kinds or KINDS) if FAMILIES[kind] != "shock"]
 
 
+def kind_grid(spec: str, kind: str, alphas: Mapping[str, Sequence[float]],
+              model_alphas: Mapping[str, Mapping[str, Sequence[float]]] | None = None) -> list[float]:
+    """The alpha grid of one model x kind: the first of model_alphas[spec][kind], model_alphas[spec][family],
+    alphas[kind], alphas[family] that is given (a kind's own grid can sit inside its transition)."""
+    family = FAMILIES[kind]
+    for table, key in (((model_alphas or {}).get(spec, {}), kind), ((model_alphas or {}).get(spec, {}), family),
+                       (alphas, kind), (alphas, family)):
+        if key in table:
+            return sorted({0.0, *(float(a) for a in table[key])})
+    raise KeyError(f"no alpha grid for {kind} ({family})")
+
+
 @dataclass
 class PhaseRuns:
     """What `phase_sweeps` measured: one row per (model, sample, kind, alpha, seed) in `runs`."""
@@ -59,17 +71,32 @@ class PhaseRuns:
     runs: pd.DataFrame
     selection: pd.DataFrame  # per model x sample: group, clean scores, distinct share, layer, typical alpha
     kinds: list[str]
-    grids: dict[tuple[str, str], list[float]]  # (spec, family) -> alpha grid
+    grids: dict[tuple[str, str], list[float]]  # (spec, kind) -> alpha grid (with 0)
     notes: dict[tuple[str, str], str] = field(default_factory=dict)  # (spec, kind) -> why it was skipped
     confidence: pd.DataFrame | None = None  # controls="matched": per model x candidate, see paper.controls
+    seeds: pd.DataFrame | None = None  # `dynamics.sweeps.seed_plan`: per kind, seeded or not and seeds run
 
     @property
     def families(self) -> list[str]:
         return [f for f in FAMILY_ORDER if any(FAMILIES[kind] == f for kind in self.kinds)]
 
-    def grid_text(self, spec: str, family: str) -> str:
-        """The nonzero alphas of a grid, formatted for the paper."""
-        return ", ".join(format_alpha(a) for a in self.grids[(spec, family)] if a > 0)
+    def family_grid(self, spec: str, family: str) -> list[float]:
+        """Every alpha any kind of `family` ran at for this model (the figure's axis)."""
+        return sorted({a for (s, kind), grid in self.grids.items() if s == spec and FAMILIES[kind] == family
+                       for a in grid})
+
+    def grid_text(self, spec: str, kind: str) -> str:
+        """The nonzero alphas of a kind's grid, formatted for the paper."""
+        return ", ".join(format_alpha(a) for a in self.grids[(spec, kind)] if a > 0)
+
+    def seed_note(self) -> str:
+        """One line: which kinds ran with every seed and which, being deterministic, with one."""
+        if self.seeds is None or self.seeds.empty:
+            return ""
+        seeded, fixed = self.seeds[self.seeds["seeded"]], self.seeds[~self.seeds["seeded"]]
+        n = int(seeded["n_seeds"].max()) if len(seeded) else 1
+        return (f"{n} action seeds per alpha: {', '.join(seeded['kind']) or 'none'}; deterministic (the seed changes "
+                f"nothing, so one run): {', '.join(fixed['kind']) or 'none'}")
 
 
 def phase_sweeps(specs: Sequence[str], records: Sequence[dict], *, k: int, m: int, clean_m: int | None = None,
@@ -77,24 +104,23 @@ def phase_sweeps(specs: Sequence[str], records: Sequence[dict], *, k: int, m: in
                  kinds: Sequence[str] | None = None, alphas: Mapping[str, Sequence[float]],
                  model_alphas: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
                  embed_layer_frac: float = 0.25, seeds: Sequence[int] = (0,), batch_size: int = 64,
-                 controls: str = "shuffled") -> PhaseRuns:
-    """Sweep every action kind over its family's alpha grid, per model, on memorized samples and controls.
+                 controls: str = "shuffled", cache: bool = True) -> PhaseRuns:
+    """Sweep every action kind over its alpha grid (`kind_grid`), per model, on memorized samples and controls.
 
     The samples are chosen by `dynamics.sweeps.dynamics_samples` (`controls="matched"`: with
     confidence-matched natural-text controls, `paper.controls.matched_sets`, one per memorized
     sample; `max_controls` then does not apply); embedding actions act after
     block round(embed_layer_frac * (n_layers - 1)); `embed_direction` pushes from the memorized
     prefixes towards the controls' mean state (skipped, with a note, without both groups).
-    `model_alphas` overrides `alphas` per model and family.
+    Seeded kinds run every seed, deterministic ones the first (`dynamics.sweeps.seeds_for`);
+    `cache`: sweeps reuse their cached settings (`dynamics.sweeps.alpha_sweep`).
     """
     from ..core.models import load_model
     from ..dynamics.actions import difference_of_means
-    from ..dynamics.sweeps import alpha_sweep, distinct_share, typical_coordinate_alpha
+    from ..dynamics.sweeps import alpha_sweep, distinct_share, seed_plan, typical_coordinate_alpha
 
     kinds = sweep_kinds(kinds)
-    model_alphas = model_alphas or {}
-    grids = {(spec, family): list(model_alphas.get(spec, {}).get(family, alphas[family]))
-             for spec in specs for family in FAMILY_ORDER if family in alphas}
+    grids = {(spec, kind): kind_grid(spec, kind, alphas, model_alphas) for spec in specs for kind in kinds}
     runs, selection, notes, confidence = [], [], {}, []
     for spec in specs:
         lm = load_model(spec)
@@ -119,41 +145,72 @@ def phase_sweeps(specs: Sequence[str], records: Sequence[dict], *, k: int, m: in
             if kind == "embed_direction" and direction is None:
                 notes[(spec, kind)] = "no direction: needs memorized samples and controls"
                 continue
-            frame = alpha_sweep(lm, samples, clean, kind, grids[(spec, FAMILIES[kind])], layer=layer, seeds=seeds,
-                                direction=direction, batch_size=batch_size)
+            frame = alpha_sweep(lm, samples, clean, kind, grids[(spec, kind)], layer=layer, seeds=seeds,
+                                direction=direction if kind == "embed_direction" else None,  # the cache key holds it
+                                batch_size=batch_size, cache=cache)
             runs.append(frame.drop(columns="generated_ids").assign(spec=spec, group=frame["id"].map(group_of)))
         del lm
         gc.collect()
     return PhaseRuns(list(specs), pd.concat(runs, ignore_index=True), pd.concat(selection, ignore_index=True), kinds, grids,
-                     notes, pd.concat(confidence, ignore_index=True) if confidence else None)
+                     notes, pd.concat(confidence, ignore_index=True) if confidence else None, seed_plan(kinds, seeds))
 
 
-def phase_fits(runs: pd.DataFrame, *, n_boot: int = 200, seed: int = 0,
-               sharp_below: float = 1.0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Transition fits per model x kind x group of the Biderman retention and of the exact-match retention."""
+def mean_curves(runs: pd.DataFrame, by: Sequence[str] = ("spec", "kind", "group")) -> pd.DataFrame:
+    """Mean retention per `by` x alpha: over the seeds of each sample, then over the samples (as the fits),
+    with `n` samples."""
+    per_sample = runs.groupby([*by, "alpha", "id"], sort=False)["retention"].mean().reset_index()
+    return (per_sample.groupby([*by, "alpha"], sort=False)["retention"].agg(retention="mean", n="count")
+            .reset_index())
+
+
+def phase_fits(runs: pd.DataFrame, *, n_boot: int = 200, seed: int = 0, sharp_below: float = 1.0) -> pd.DataFrame:
+    """Transition fits of the retention curve per model x kind x group (`dynamics.transitions.transition_table`:
+    mean over seeds, then samples; grid bracket; per-sample range; hierarchical CI from 20 samples)."""
     from ..dynamics.transitions import transition_table
 
-    return tuple(transition_table(runs, value=value, by=("spec", "kind", "group"), n_boot=n_boot, seed=seed,
-                                  sharp_below=sharp_below).rename(columns={"spec": "model"})
-                 for value in ("retention", "exact_retention"))
+    return transition_table(runs, by=("spec", "kind", "group"), n_boot=n_boot, seed=seed,
+                            sharp_below=sharp_below).rename(columns={"spec": "model"})
 
 
-def _star(row) -> str:
-    return format_alpha(row["alpha_star"], alpha_min=row["alpha_min"])
+def star_text(row) -> str:
+    """alpha* as the grid interval it lies in ('0.25--0.5'), '$<$a' below the grid, '--' without a crossing."""
+    return format_bracket(row["bracket_low"], row["bracket_high"], alpha_min=row["alpha_min"])
 
 
-def _ci(row) -> str:
-    return format_ci(row["ci_low"], row["ci_high"], row["alpha_max"], alpha_min=row["alpha_min"])
+def spread_text(row) -> str:
+    """The uncertainty of alpha*: its 95 % CI from 20 samples on, else n, 'no CI' and the per-sample range."""
+    if not np.isnan(row["ci_low"]):
+        return "95\\% CI " + format_ci(row["ci_low"], row["ci_high"], row["alpha_max"], alpha_min=row["alpha_min"])
+    n = f"$n={int(row['n_samples'])}$"
+    if np.isnan(row["sample_low"]):
+        return f"{n}, no CI"
+    high = "$>$" + format_alpha(row["alpha_max"]) if np.isinf(row["sample_high"]) else format_alpha(row["sample_high"])
+    low = "$<$" + format_alpha(row["alpha_min"]) if row["sample_low"] == 0 else format_alpha(row["sample_low"])
+    return f"{n}, no CI; per sample {low}--{high}"
 
 
-def ranking_table(phase: PhaseRuns, fits: pd.DataFrame, exact_fits: pd.DataFrame, ranking: pd.DataFrame, *,
-                  labels: Mapping[str, str], k: int, m: int, n_boot: int) -> tuple[pd.DataFrame, str]:
-    """The robustness-ranking table (LaTeX cells, two-level columns) and its caption."""
+def _range_cell(row) -> str:
+    """The table's spread cell: the CI, or the per-sample range (no CI below 20 samples)."""
+    text = spread_text(row)
+    if "per sample" in text:
+        return text.split("; per sample ")[-1]
+    return text.replace("95\\% CI ", "") if text.startswith("95") else "--"
+
+
+def diff_text(test) -> str:
+    """Memorized minus control mean retention with its Holm-corrected permutation p: '+0.23 (0.61)'."""
+    return f"{test['diff']:+.2f} ({format_small(test['p_holm'])})"
+
+
+def ranking_table(phase: PhaseRuns, fits: pd.DataFrame, ranking: pd.DataFrame, tests: pd.DataFrame, *,
+                  labels: Mapping[str, str], k: int, m: int) -> tuple[pd.DataFrame, str]:
+    """The robustness-ranking table (LaTeX cells, two-level columns, n in the headers) and its caption."""
     esc = latex_escape
     fit_index = fits.set_index(["model", "kind", "group"])
-    exact_index = exact_fits.set_index(["model", "kind", "group"])
     ranks = ranking.set_index(["model", "kind"])
+    test_index = tests.set_index(["spec", "kind"])
     kinds, models = phase.kinds, phase.models
+    sel = phase.selection
 
     def cell(index, key, format_row) -> str:
         return format_row(index.loc[key]) if key in index.index else "--"
@@ -161,39 +218,65 @@ def ranking_table(phase: PhaseRuns, fits: pd.DataFrame, exact_fits: pd.DataFrame
     table = pd.DataFrame({("", "Family"): [FAMILIES[kd] for kd in kinds], ("", "Action"): [esc(kd) for kd in kinds]})
     for spec in models:
         head = esc(labels[spec])
+        n_mem = int(((sel["spec"] == spec) & (sel["group"] == "memorized")).sum())
+        n_ctrl = int(((sel["spec"] == spec) & (sel["group"] == "control")).sum())
         table[(head, "Rank")] = [cell(ranks, (spec, kd), lambda r: str(int(r["rank"]))) for kd in kinds]
-        table[(head, "$\\alpha^*$ mem.")] = [cell(fit_index, (spec, kd, "memorized"), _star) for kd in kinds]
-        table[(head, "95\\% CI")] = [cell(fit_index, (spec, kd, "memorized"), _ci) for kd in kinds]
+        table[(head, f"$\\alpha^*$ mem. ($n$={n_mem})")] = [cell(fit_index, (spec, kd, "memorized"), star_text)
+                                                            for kd in kinds]
+        table[(head, "per sample")] = [cell(fit_index, (spec, kd, "memorized"), _range_cell) for kd in kinds]
         table[(head, "Drop")] = [cell(fit_index, (spec, kd, "memorized"), lambda r: r["verdict"]) for kd in kinds]
-        table[(head, "EM")] = [cell(exact_index, (spec, kd, "memorized"), _star) for kd in kinds]
-        table[(head, "$\\alpha^*$ ctrl")] = [cell(fit_index, (spec, kd, "control"), _star) for kd in kinds]
-    sel = phase.selection
-    n_mem = sel[sel["group"] == "memorized"].groupby("spec")["id"].count()
-    n_ctrl = sel[sel["group"] == "control"].groupby("spec")["id"].count()
-    counts = "; ".join(f"{esc(labels[s])}: {int(n_mem.get(s, 0))} memorized, {int(n_ctrl.get(s, 0))} controls"
-                       for s in models)
+        table[(head, f"$\\alpha^*$ ctrl ($n$={n_ctrl})")] = [cell(fit_index, (spec, kd, "control"), star_text)
+                                                             for kd in kinds]
+        table[(head, "$\\Delta$ ($p_{\\mathrm{Holm}}$)")] = [cell(test_index, (spec, kd), diff_text) for kd in kinds]
+    seeds = phase.seeds if phase.seeds is not None else pd.DataFrame(columns=["kind", "seeded", "n_seeds"])
+    n_seeds = int(seeds["n_seeds"].max()) if len(seeds) else 1
+    fixed = ", ".join(esc(kd) for kd in seeds.loc[~seeds["seeded"].astype(bool), "kind"]) or "none"
 
-    def family_grids(family: str) -> str:  # one grid per model (labelled) when the models' grids differ
-        texts = {s: phase.grid_text(s, family) for s in models}
+    def kind_grids(kind: str) -> str:  # one grid per model (labelled) when the models' grids differ
+        texts = {s: phase.grid_text(s, kind) for s in models}
         if len(set(texts.values())) == 1:
             return texts[models[0]]
         return ", ".join(f"{text} ({esc(labels[s])})" for s, text in texts.items())
 
-    grids = "; ".join(f"{family}: {family_grids(family)}" for family in phase.families)
+    grids = "; ".join(f"{esc(kind)}: {kind_grids(kind)}" for kind in kinds)
     caption = (
         f"Robustness of recited attractors to each action, per model (rank 1 = most robust within its family: "
         f"largest $\\alpha^*$, none within the grid counting as largest). $\\alpha^*$: magnitude at which the fitted "
-        f"retention curve (Biderman score against the clean continuation, $k={k}$, $m={m}$) falls to 0.5, with a "
-        f"95\\% bootstrap CI over samples ({n_boot} replicates; $>$ marks replicates without a crossing), given only "
-        f"with at least {MIN_BOOTSTRAP_N} samples (-- otherwise); -- when "
-        f"retention never falls to 0.5 within the grid, $<$ when it falls before the smallest $\\alpha$ of the grid. "
-        f"Drop: sharp when the 10--90\\% width of the fitted drop is "
-        f"below $\\alpha^*$. EM: $\\alpha^*$ of the exact-match retention. ctrl: $\\alpha^*$ of the non-memorized "
-        f"controls. $\\alpha$ units differ between families (token: fraction of the prefix; embedding: multiple of "
-        f"the mean hidden-state norm; logit: logit offset), so ranks compare kinds within a family only. "
-        f"Samples: {counts}. Grids: {grids}."
+        f"retention curve (Biderman score against the clean continuation, $k={k}$, $m={m}$; mean over {n_seeds} "
+        f"action seeds per sample, one for the deterministic {fixed}, then over the $n$ samples) falls to 0.5, given "
+        f"as the two grid points it lies between; -- when retention never falls to 0.5 within the grid, $<$ when it "
+        f"falls before the smallest $\\alpha$ of the grid. per sample: the range of the samples' own grid intervals "
+        f"($>$: a sample that never falls to 0.5); with fewer than {MIN_BOOTSTRAP_N} samples no confidence interval "
+        f"is given (a hierarchical bootstrap over samples and seeds otherwise). Drop: sharp when the 10--90\\% width "
+        f"of the fitted drop is below $\\alpha^*$; unresolved when fewer than two grid points lie inside the drop (and "
+        f"the grid interval around $\\alpha^*$ is not itself narrower than $\\alpha^*$). ctrl: $\\alpha^*$ of the confidence-matched controls. $\\Delta$: "
+        f"mean retention over the grid, memorized minus controls, with its two-sided exact permutation $p$, "
+        f"Holm-corrected over all {len(tests)} model--action pairs. $\\alpha$ units differ between families (token: "
+        f"fraction of the prefix; embedding: multiple of the mean hidden-state norm; logit: logit offset), so ranks "
+        f"compare kinds within a family only. Grids: {grids}."
     )
     return table, caption
+
+
+def write_ranking_table(path, phase: PhaseRuns, fits: pd.DataFrame, ranking: pd.DataFrame, tests: pd.DataFrame, *,
+                        labels: Mapping[str, str], k: int, m: int, source: str):
+    """Write `ranking_table` as a LaTeX float (`report.write_table`, centred multicolumn heads, scriptsize)."""
+    from .report import fit_float, write_table
+
+    table, caption = ranking_table(phase, fits, ranking, tests, labels=labels, k=k, m=m)
+    with pd.option_context("styler.latex.multicol_align", "c"):
+        path = write_table(table, path, source=source, caption=caption, label="tab:ranking",
+                           column_format="ll" + "rllrll" * len(phase.models), escape=False)
+    fit_float(path, font=r"\scriptsize", width=r"\linewidth")
+    print("ranking table:", table.shape[0], "rows x", table.shape[1], "columns")
+    return path
+
+
+def fit_summary(fits: pd.DataFrame, by: Sequence[str] = ("model", "kind", "group")) -> pd.DataFrame:
+    """The fits as the notebooks show them: alpha* as its grid interval, the fitted value, points inside the drop,
+    the spread (`spread_text`) and the verdict."""
+    return fits.assign(interval=fits.apply(star_text, axis=1), spread=fits.apply(spread_text, axis=1))[
+        [*by, "n_samples", "n_seeds", "interval", "alpha_star", "n_inside", "spread", "verdict"]].round(3)
 
 
 def texttt_list(values: Sequence[str]) -> str:
@@ -204,7 +287,8 @@ def texttt_list(values: Sequence[str]) -> str:
 
 def _verdict_counts(frame: pd.DataFrame, prefix: str, suffix: str = "") -> dict[str, int]:
     return {f"{prefix}N{name}{suffix}": int((frame["verdict"] == verdict).sum())
-            for name, verdict in (("Sharp", "sharp"), ("Gradual", "gradual"), ("None", "none"))}
+            for name, verdict in (("Sharp", "sharp"), ("Gradual", "gradual"), ("None", "none"),
+                                  ("Unresolved", "unresolved"))}
 
 
 def test_numbers(tests: pd.DataFrame, prefix: str, level: float = 0.05) -> dict[str, object]:
@@ -227,41 +311,49 @@ def test_numbers(tests: pd.DataFrame, prefix: str, level: float = 0.05) -> dict[
                                    "so a large enough difference could show after correction")}
 
 
-def phase_numbers(phase: PhaseRuns, fits: pd.DataFrame, exact_fits: pd.DataFrame, ranking: pd.DataFrame,
-                  wins: pd.DataFrame, *, keys: Mapping[str, str], labels: Mapping[str, str],
-                  settings: Mapping[str, object], tests: pd.DataFrame | None = None) -> dict[str, object]:
-    """The `numbers_fig_phase.tex` macros: settings, verdict counts, per-model alpha*, CIs, ranks and lists.
+def phase_numbers(phase: PhaseRuns, fits: pd.DataFrame, ranking: pd.DataFrame, wins: pd.DataFrame, *,
+                  keys: Mapping[str, str], labels: Mapping[str, str], settings: Mapping[str, object],
+                  tests: pd.DataFrame) -> dict[str, object]:
+    """The `numbers_fig_phase.tex` macros: settings, seeds, verdict counts, per-model alpha* (grid interval) with
+    n and its spread (CI only from 20 samples, else 'no CI' and the per-sample range), ranks, memorized-minus-
+    control differences with Holm-corrected p, and lists.
 
-    `settings` holds k, m, threshold, n_boot, sharp_below, embed_layer_frac, seeds,
-    max_memorized and max_controls of the run; `tests` the memorized-vs-control permutation tests
-    (`group_tests`, Holm-corrected over all models and kinds). Every per-model macro is defined
-    (as '--') even where a model has no such samples.
+    `settings` holds k, m, threshold, n_boot, sharp_below, embed_layer_frac, seeds, max_memorized
+    and max_controls of the run; `tests` the memorized-vs-control permutation tests (`group_tests`,
+    Holm-corrected over all models and kinds). Every per-model macro is defined (as '--') even
+    where a model has no such samples.
     """
     esc = latex_escape
     s = settings
     fit_index = fits.set_index(["model", "kind", "group"])
-    exact_index = exact_fits.set_index(["model", "kind", "group"])
+    test_index = tests.set_index(["spec", "kind"])
     ranks = ranking.set_index(["model", "kind"])
     mem = fits[fits["group"] == "memorized"]
     ctrl = fits[fits["group"] == "control"]
+    crossing = mem[mem["alpha_star"].notna()]
+    plan = phase.seeds if phase.seeds is not None else pd.DataFrame({"kind": phase.kinds, "seeded": True,
+                                                                       "n_seeds": len(s["seeds"])})
     numbers: dict[str, object] = {
         "PhaseK": s["k"], "PhaseM": s["m"], "PhaseThreshold": f"{s['threshold']:.2f}", "PhaseNBoot": s["n_boot"],
         "PhaseSharpBelow": f"{s['sharp_below']:g}", "PhaseNKinds": len(phase.kinds),
-        "PhaseEmbedLayerFrac": f"{s['embed_layer_frac']:g}",
-        "PhaseNFits": int(mem["alpha_star"].notna().sum()), "PhaseNCurves": len(mem),
+        "PhaseEmbedLayerFrac": f"{s['embed_layer_frac']:g}", "PhaseMinBootstrapN": MIN_BOOTSTRAP_N,
+        "PhaseNFits": len(crossing), "PhaseNCurves": len(mem),
+        "PhaseNResolved": int((crossing["n_inside"] >= 2).sum()),
         **_verdict_counts(mem, "Phase"),
         "PhaseNCtrlSharp": int((ctrl["verdict"] == "sharp").sum()),
         "PhaseNCtrlGradual": int((ctrl["verdict"] == "gradual").sum()),
         "PhaseNCtrlNone": int((ctrl["verdict"] == "none").sum()), "PhaseNCtrlCurves": len(ctrl),
         "PhaseMemMoreRobust": int(wins["group_wins"].sum()), "PhaseNComparisons": len(wins),
-        "PhaseNSeeds": len(s["seeds"]),
+        "PhaseNSeeds": int(plan["n_seeds"].max()) if len(plan) else 1,
+        "PhaseSeededKinds": texttt_list(plan.loc[plan["seeded"].astype(bool), "kind"]),
+        "PhaseDeterministicKinds": texttt_list(plan.loc[~plan["seeded"].astype(bool), "kind"]),
         "PhaseMaxMemorized": "all" if s["max_memorized"] is None else s["max_memorized"],
         "PhaseMaxControls": "all" if s["max_controls"] is None else s["max_controls"],
+        "PhaseKindList": texttt_list(phase.kinds),
     }
-    if tests is not None:
-        numbers.update(test_numbers(tests, "PhaseTest"))
-        for spec in phase.models:
-            numbers.update(test_numbers(tests[tests["spec"] == spec], f"{keys[spec]}PhaseTest"))
+    numbers.update(test_numbers(tests, "PhaseTest"))
+    for spec in phase.models:
+        numbers.update(test_numbers(tests[tests["spec"] == spec], f"{keys[spec]}PhaseTest"))
     for family in phase.families:
         fam = mem[mem["family"] == family]
         numbers[f"PhaseNCurves{macro_key(family)}"] = len(fam)
@@ -287,24 +379,28 @@ def phase_numbers(phase: PhaseRuns, fits: pd.DataFrame, exact_fits: pd.DataFrame
         for group, gkey in (("memorized", "Mem"), ("control", "Ctrl")):
             share = sel.loc[sel["group"] == group, "distinct"].mean()
             numbers[f"{key}PhaseDistinct{gkey}"] = f"{100 * share:.0f}" if np.isfinite(share) else "--"
-        for family in phase.families:
-            numbers[f"{key}Phase{macro_key(family)}Alphas"] = phase.grid_text(spec, family)
         model_wins = wins[wins["model"] == spec]
         numbers[f"{key}MemMoreRobust"] = int(model_wins["group_wins"].sum())
         numbers[f"{key}NComparisons"] = len(model_wins)
         for kind in phase.kinds:
             kk = macro_key(kind)
             numbers[f"{key}Rank{kk}"] = "--"
+            numbers[f"{key}Phase{kk}Alphas"] = phase.grid_text(spec, kind) if (spec, kind) in phase.grids else "--"
+            numbers[f"{key}Diff{kk}"] = numbers[f"{key}DiffP{kk}"] = "--"
+            if (spec, kind) in test_index.index:
+                test = test_index.loc[(spec, kind)]
+                numbers[f"{key}Diff{kk}"] = f"{test['diff']:+.2f}"
+                numbers[f"{key}DiffP{kk}"] = format_small(test["p_holm"])
             for group, gkey in (("memorized", ""), ("control", "Ctrl")):
-                for name in (f"AlphaStar{kk}", f"AlphaStar{kk}CI", f"Verdict{kk}", f"ExactAlphaStar{kk}"):
+                for name in (f"AlphaStar{kk}", f"AlphaStar{kk}CI", f"AlphaStar{kk}N", f"Verdict{kk}"):
                     numbers[f"{key}{gkey}{name}"] = "--"
                 if (spec, kind, group) not in fit_index.index:
                     continue
                 row = fit_index.loc[(spec, kind, group)]
-                numbers[f"{key}{gkey}AlphaStar{kk}"] = _star(row)
-                numbers[f"{key}{gkey}AlphaStar{kk}CI"] = _ci(row)
+                numbers[f"{key}{gkey}AlphaStar{kk}"] = star_text(row)
+                numbers[f"{key}{gkey}AlphaStar{kk}CI"] = f"({spread_text(row)})"
+                numbers[f"{key}{gkey}AlphaStar{kk}N"] = int(row["n_samples"])
                 numbers[f"{key}{gkey}Verdict{kk}"] = row["verdict"]
-                numbers[f"{key}{gkey}ExactAlphaStar{kk}"] = _star(exact_index.loc[(spec, kind, group)])
             if (spec, kind) in ranks.index:
                 numbers[f"{key}Rank{kk}"] = int(ranks.loc[(spec, kind), "rank"])
         for family in phase.families:
@@ -356,17 +452,20 @@ def layer_runs(specs: Sequence[str], records: Sequence[dict], *, k: int, m: int,
                threshold: float = 0.9, max_memorized: int | None = None, max_controls: int | None = None,
                kind: str = "embed_random", n_layers_shown: int | None = None, alphas: Sequence[float],
                model_alphas: Mapping[str, Sequence[float]] | None = None, seeds: Sequence[int] = (0,),
-               profile_actions: Sequence[Mapping] = (), batch_size: int = 64, controls: str = "shuffled") -> LayerRuns:
+               profile_actions: Sequence[Mapping] = (), batch_size: int = 64, controls: str = "shuffled",
+               cache: bool = True) -> LayerRuns:
     """Per model: retention under `kind` after each shown layer at every alpha, and the fragility profiles.
 
     `controls` as in `phase_sweeps` (shuffled-word records, or natural texts matched on confidence).
 
     `profile_actions` are dicts {"kind", "alpha" (a number or {spec: number}), "layer" or
-    "layer_frac"}; each runs once (seed 0) on memorized samples and controls through
-    `dynamics.sweeps.fragility_profiles`.
+    "layer_frac"}; each runs on memorized samples and controls through
+    `dynamics.sweeps.fragility_profiles`, once per action seed of a seeded kind (one for a
+    deterministic kind); the profiles keep a `seed` column. `cache`: the layer sweep reuses cached
+    settings (e.g. the `fig_phase` sweep at its embedding layer).
     """
     from ..core.models import load_model
-    from ..dynamics.sweeps import fragility_profiles, layer_sweep, make_action
+    from ..dynamics.sweeps import fragility_profiles, layer_sweep, make_action, seeds_for
 
     model_alphas = model_alphas or {}
     sweeps, layer_profiles, step_profiles, selection, resolved_actions, confidence = [], [], [], [], {}, []
@@ -382,15 +481,16 @@ def layer_runs(specs: Sequence[str], records: Sequence[dict], *, k: int, m: int,
             ["spec", "id", "group", "token_match"]])
         n = lm.n_layers
         sweep = layer_sweep(lm, samples, clean, shown_layers(n, n_layers_shown), model_alphas.get(spec, alphas),
-                            kind=kind, seeds=seeds, batch_size=batch_size)
+                            kind=kind, seeds=seeds, batch_size=batch_size, cache=cache)
         sweeps.append(sweep.drop(columns="generated_ids").assign(spec=spec, group=sweep["id"].map(group_of),
                                                                  n_layers=n))
         for number, action_spec in enumerate(profile_actions):
             resolved = resolved_actions[(spec, number)] = resolve_action(action_spec, spec, n)
-            action = make_action(resolved["kind"], resolved["alpha"], layer=resolved["layer"], seed=0)
-            by_layer, by_step = fragility_profiles(lm, samples, clean, action)
-            for frame, bucket in ((by_layer, layer_profiles), (by_step, step_profiles)):
-                bucket.append(frame.assign(spec=spec, action=number, group=frame["id"].map(group_of)))
+            for seed in seeds_for(resolved["kind"], seeds):
+                action = make_action(resolved["kind"], resolved["alpha"], layer=resolved["layer"], seed=seed)
+                by_layer, by_step = fragility_profiles(lm, samples, clean, action)
+                for frame, bucket in ((by_layer, layer_profiles), (by_step, step_profiles)):
+                    bucket.append(frame.assign(spec=spec, action=number, seed=seed, group=frame["id"].map(group_of)))
         del lm
         gc.collect()
     return LayerRuns(list(specs), pd.concat(sweeps, ignore_index=True), pd.concat(layer_profiles, ignore_index=True),
@@ -398,8 +498,19 @@ def layer_runs(specs: Sequence[str], records: Sequence[dict], *, k: int, m: int,
                      resolved_actions, pd.concat(confidence, ignore_index=True) if confidence else None)
 
 
+def profile_means(runs: LayerRuns) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(state distance per spec x action x group x layer, KL per spec x action x group x step): means over the
+    seeds of each sample, then over the samples -- the lines of the fragility figure."""
+    def mean(frame, at, value):
+        per_sample = frame.groupby(["spec", "action", "group", at, "id"], sort=False)[value].mean()
+        return per_sample.groupby(["spec", "action", "group", at], sort=False).mean().reset_index()
+
+    return mean(runs.layer_profiles, "layer", "rel_distance"), mean(runs.step_profiles, "step", "kl")
+
+
 def profile_summary(runs: LayerRuns) -> pd.DataFrame:
-    """Per model x profile action x group: n, final-layer distance, mean KL, share of steps changed."""
+    """Per model x profile action x group: n, final-layer distance, mean KL, share of steps changed (over seeds
+    and samples)."""
     rows = []
     steps_all = runs.step_profiles
     for (spec, number, group), part in runs.layer_profiles.groupby(["spec", "action", "group"], sort=False):
@@ -440,9 +551,11 @@ def profile_tests(runs: LayerRuns, *, seed: int = 0) -> pd.DataFrame:
 def layers_numbers(runs: LayerRuns, heat: pd.DataFrame, layer_fits: pd.DataFrame, summary: pd.DataFrame, *,
                    keys: Mapping[str, str], kind: str, k: int, m: int, alphas: Sequence[float],
                    model_alphas: Mapping[str, Sequence[float]] | None = None,
-                   tests: pd.DataFrame | None = None) -> dict[str, object]:
-    """The `numbers_fig_layers.tex` macros: most/least sensitive layers, retention, fragility verdicts
-    (and, given `profile_tests`, how many of those differences survive a Holm-corrected permutation test).
+                   tests: pd.DataFrame | None = None, retention_tests: pd.DataFrame | None = None,
+                   seeds: Sequence[int] = (0,)) -> dict[str, object]:
+    """The `numbers_fig_layers.tex` macros: most/least sensitive layers (alpha* as its grid interval, and how
+    many layers share it), retention, fragility verdicts (and, given `profile_tests` / `retention_tests`
+    (`group_tests` by spec), the Holm-corrected permutation p of each memorized-minus-control difference).
 
     `heat`: mean retention per spec x group x layer x alpha; `layer_fits`: `transition_table`
     by spec x group x layer; `summary`: `profile_summary`. Macros are defined ('--') even when
@@ -451,7 +564,10 @@ def layers_numbers(runs: LayerRuns, heat: pd.DataFrame, layer_fits: pd.DataFrame
     fmt, small = format_number, format_small
     model_alphas = model_alphas or {}
     sweeps, selection = runs.sweeps, runs.selection
-    numbers: dict[str, object] = {"LayersKind": latex_escape(kind), "LayersK": k, "LayersM": m}
+    numbers: dict[str, object] = {"LayersKind": latex_escape(kind), "LayersK": k, "LayersM": m,
+                                  "LayersNSeeds": len(dict.fromkeys(seeds))}
+    if retention_tests is not None:
+        numbers.update(test_numbers(retention_tests, "LayersTest"))
     fragile_votes, disagreements = [], []
     n_actions = len({number for _, number in runs.actions})
     for spec in runs.models:
@@ -463,14 +579,21 @@ def layers_numbers(runs: LayerRuns, heat: pd.DataFrame, layer_fits: pd.DataFrame
         numbers[f"{key}LayersShown"] = int(sweeps.loc[sweeps["spec"] == spec, "layer"].nunique())
         numbers[f"{key}LayersNMemorized"] = int((selection[selection["spec"] == spec]["group"] == "memorized").sum())
         numbers[f"{key}LayersNControls"] = int((selection[selection["spec"] == spec]["group"] == "control").sum())
-        for name in ("MostSensitive", "MostSensitiveAlpha", "LeastSensitive", "LeastSensitiveAlpha"):
+        for name in ("MostSensitive", "MostSensitiveAlpha", "LeastSensitive", "LeastSensitiveAlpha", "NTiedMost",
+                     "NTiedLeast", "Diff", "DiffP"):
             numbers[f"{key}Layers{name}"] = "--"
         if len(defined):
             most, least = defined.loc[defined["alpha_star"].idxmin()], defined.loc[defined["alpha_star"].idxmax()]
             numbers[f"{key}LayersMostSensitive"] = int(most["layer"])
-            numbers[f"{key}LayersMostSensitiveAlpha"] = small(most["alpha_star"])
+            numbers[f"{key}LayersMostSensitiveAlpha"] = star_text(most)
             numbers[f"{key}LayersLeastSensitive"] = int(least["layer"])
-            numbers[f"{key}LayersLeastSensitiveAlpha"] = small(least["alpha_star"])
+            numbers[f"{key}LayersLeastSensitiveAlpha"] = star_text(least)
+            brackets = defined.apply(star_text, axis=1)
+            numbers[f"{key}LayersNTiedMost"] = int((brackets == star_text(most)).sum())
+            numbers[f"{key}LayersNTiedLeast"] = int((brackets == star_text(least)).sum())
+        if retention_tests is not None and (retention_tests["spec"] == spec).any():
+            test = retention_tests[retention_tests["spec"] == spec].iloc[0]
+            numbers[f"{key}LayersDiff"], numbers[f"{key}LayersDiffP"] = f"{test['diff']:+.2f}", small(test["p_holm"])
         numbers[f"{key}LayersNoCrossing"] = int(fits_mem["alpha_star"].isna().sum())
         for group, gkey in (("memorized", "Mem"), ("control", "Ctrl")):
             part = heat[(heat["spec"] == spec) & (heat["group"] == group) & (heat["alpha"] > 0)]
@@ -482,11 +605,18 @@ def layers_numbers(runs: LayerRuns, heat: pd.DataFrame, layer_fits: pd.DataFrame
             akey = macro_key(resolved["kind"])
             rows = summary[(summary["spec"] == spec) & (summary["number"] == number)].set_index("group")
             for name in ("Dist{}Mem", "Dist{}Ctrl", "KL{}Mem", "KL{}Ctrl", "Changed{}Mem", "Changed{}Ctrl",
-                         "Fragility{}", "KLLess{}", "DistLess{}", "ChangedLess{}", "ProfileAlpha{}"):
+                         "Fragility{}", "KLLess{}", "DistLess{}", "ChangedLess{}", "ProfileAlpha{}", "DistP{}",
+                         "KLP{}", "ProfileN{}"):
                 numbers[key + name.format(akey)] = "--"
+            if tests is not None:
+                mine = tests[(tests["spec"] == spec) & (tests["number"] == number)].set_index("observable")
+                for observable, name in (("final_layer_distance", "DistP"), ("mean_kl", "KLP")):
+                    if observable in mine.index:
+                        numbers[f"{key}{name}{akey}"] = small(mine.loc[observable, "p_holm"])
             if not {"memorized", "control"} <= set(rows.index):
                 continue
             mem, ctrl = rows.loc["memorized"], rows.loc["control"]
+            numbers[f"{key}ProfileN{akey}"] = f"{int(mem['n'])} + {int(ctrl['n'])}"
             numbers[f"{key}ProfileAlpha{akey}"] = f"{resolved['alpha']:g}"
             if resolved["layer"] is not None:
                 numbers[f"{key}ProfileLayer{akey}"] = int(resolved["layer"])

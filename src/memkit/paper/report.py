@@ -6,6 +6,7 @@
     report.fit_float(out_dir / "tab_attractors.tex", width=None)   # centred, small font
     key = report.macro_key("smollm2-135m-instruct")                # "SmollmTwoOneThreeFiveMInstruct"
     report.format_alpha(0.25), report.format_ci(0.1, float("inf"), alpha_max=2)   # "0.25", "[0.10, $>$2]"
+    report.format_bracket(0.25, 0.5)                                               # "0.25--0.50": between grid points
 
 Every file names the notebook that produced it, is written atomically, and is never
 edited by hand (showyourwork style). The paper only `\\input`s these files. Every LaTeX or
@@ -178,6 +179,16 @@ def format_ci(low: float, high: float, alpha_max: float, digits: int = 2, alpha_
         return beyond
     hi = beyond if math.isinf(high) else format_alpha(high, digits, alpha_min)
     return f"[{format_alpha(low, digits, alpha_min)}, {hi}]"
+
+
+def format_bracket(low: float, high: float, digits: int = 2, alpha_min: float | None = None) -> str:
+    """A value known only to lie between two grid points: '0.25--0.5'; '$<$a' when low is 0 (below the
+    grid's smallest alpha `alpha_min`), '--' for NaN."""
+    if low is None or math.isnan(low) or math.isnan(high):
+        return "--"
+    if low == 0 and alpha_min is not None and not math.isnan(alpha_min):
+        return f"$<${format_alpha(alpha_min, digits)}"
+    return f"{format_alpha(low, digits)}--{format_alpha(high, digits)}"
 
 
 def format_number(value: float, digits: int = 2) -> str:

@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .report import format_number, format_or_list, latex_escape
+from .report import format_number, format_or_list, format_small, latex_escape
 
 GROUPS = ("memorized", "control")
 
@@ -127,17 +127,48 @@ def shock_table(shock: ShockRuns, overall: pd.DataFrame, per_alpha: pd.DataFrame
     return pd.DataFrame(rows), caption
 
 
+#: Per-sample observables the memorized-vs-control shock tests compare: re-lock rate, share of post-shock steps kept.
+SHOCK_OBSERVABLES = {"relock": "relocked", "kept": "retention_after"}
+
+
+def shock_tests(shocks: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+    """Memorized vs control per model x observable (`SHOCK_OBSERVABLES`): each sample's mean over its shocks,
+    two-sided exact permutation test of the difference of means, Holm-corrected over every row."""
+    from ..core.stats import holm, permutation_test_means, smallest_permutation_p
+
+    rows = []
+    for spec, part in shocks.groupby("spec", sort=False):
+        for name, column in SHOCK_OBSERVABLES.items():
+            per_sample = part.groupby(["group", "id"], sort=True)[column].mean()
+            if not set(GROUPS) <= set(per_sample.index.get_level_values("group")):
+                continue
+            mem, ctrl = per_sample.loc["memorized"], per_sample.loc["control"]
+            diff, p = permutation_test_means(mem, ctrl, seed=seed)
+            rows.append({"spec": spec, "observable": name, "n_group": len(mem), "n_control": len(ctrl), "diff": diff,
+                         "p": p, "min_p": smallest_permutation_p(len(mem), len(ctrl))})
+    frame = pd.DataFrame(rows, columns=["spec", "observable", "n_group", "n_control", "diff", "p", "min_p"])
+    frame["p_holm"] = holm(frame["p"].to_numpy()) if len(frame) else []
+    return frame
+
+
 def shock_numbers(shock: ShockRuns, overall: pd.DataFrame, per_alpha: pd.DataFrame, *, models: Sequence[str],
                   keys: Mapping[str, str], k: int, m: int, alphas: Sequence[int], positions: Sequence[int],
                   min_tail: int, max_shift: int, example_id: str) -> dict[str, object]:
-    """The macros the paper quotes: settings, per model x group re-lock numbers (all defined) and the example."""
+    """The macros the paper quotes: settings, per model x group re-lock numbers (all defined), the Holm-corrected
+    permutation p of each memorized-minus-control difference (`shock_tests`) and the example."""
     selection = shock.selection
+    tests = shock_tests(shock.shocks).set_index(["spec", "observable"])
     distinct = selection.groupby(["spec", "group"])["distinct"].mean()
     numbers: dict[str, object] = {
         "ShockK": k, "ShockM": m, "ShockMinTail": min_tail, "ShockMaxShift": max_shift,
         "ShockPositions": ", ".join(str(p) for p in positions), "ShockAlphas": format_or_list(alphas)}
+    numbers["ShockNTests"], numbers["ShockNSignificant"] = len(tests), int((tests["p_holm"] < 0.05).sum())
+    numbers["ShockAttainableP"] = format_small(float(tests["min_p"].min())) if len(tests) else "--"
     for spec in models:
         key = keys[spec]
+        for name in SHOCK_OBSERVABLES:
+            cell = (spec, name)
+            numbers[f"{key}Shock{name.title()}P"] = format_small(tests.loc[cell, "p_holm"]) if cell in tests.index else "--"
         for group, gkey in (("memorized", "Mem"), ("control", "Ctrl")):
             numbers[f"{key}ShockN{gkey}"] = int((selection[selection["spec"] == spec]["group"] == group).sum())
             numbers[f"{key}ShockDistinct{gkey}"] = (percent(distinct[(spec, group)])
