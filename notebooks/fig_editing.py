@@ -14,19 +14,13 @@
 # ---
 
 # %% [markdown]
-# # Figure — curvature editing: how much memorization goes at equal perplexity?
+# # Figure — curvature editing (Merullo et al. 2025) vs baselines at *equal perplexity*
 #
-# The published protocol (Merullo et al. 2025), scaled to this machine: K-FAC factors of the MLPs of the
-# edited blocks, streamed over `fit_tokens` positions of broad text with labels sampled from the model
-# (organisms: their KJV training chapters; pretrained: pydoc topics + KJV; `memkit.paper.editing_texts`);
-# K-FAC keeps the highest-curvature components holding `keep_mass` of the curvature mass; baselines remove
-# a share `remove_frac` of the same eigenbasis's components (smallest magnitude, random), each method swept
-# on its own. Memorization (organisms: every canary, per duplication level; pretrained: recited attractors)
-# is compared at *equal perplexity* on held-out text from another source: each method's per-item
-# Biderman score interpolated at `ppl_ratios` x the unedited perplexity, K-FAC vs each baseline by a paired
-# permutation test (Holm) where a group has >= 20 items. Layer sets: `layer_fracs` (first: main).
-# Computed by `memkit.paper.editing_runs`. Outputs (into `out_dir`): `fig_editing.pdf/.png`,
-# `tab_editing_layers.tex`, `numbers_fig_editing.tex`. Paper settings: `params/fig_editing.yml`.
+# K-FAC factors of the edited MLPs streamed over `fit_tokens` positions of broad text, labels sampled from the
+# model; K-FAC keeps `keep_mass` of the curvature mass, baselines remove `remove_frac` of the same eigenbasis
+# (smallest magnitude, random). Per-item memorization interpolated at `ppl_ratios` x the unedited held-out
+# perplexity; K-FAC vs each baseline: paired permutation tests, Holm (`memkit.paper.editing_runs`). Outputs:
+# `fig_editing.pdf/.png`, `tab_editing_layers.tex`, `numbers_fig_editing.tex`. Paper settings: `params/fig_editing.yml`.
 
 # %% tags=["parameters"]
 models = []  # pretrained model specs
@@ -65,7 +59,7 @@ out = nb.setup(out_dir, threads=threads)  # quiet, matplotlib Agg, torch threads
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import NullFormatter
 
 from memkit.paper import editing_runs, report
 from memkit.paper.mechanism_models import mechanism_models
@@ -75,7 +69,8 @@ chosen = mechanism_models(models, zoo_profile=zoo_profile, zoo_which=zoo_which, 
                           macro_names=macro_names, progress=progress)
 
 # %% [markdown]
-# ## Sweeps (unedited, then every layer set × method × amount): held-out perplexity and memorization
+# ## Sweeps (unedited, then every layer set × method × amount): held-out perplexity and memorization; then
+# equal perplexity: K-FAC vs each baseline (paired permutation test, Holm over all rows) per layer set
 
 # %%
 runs = editing_runs.editing_sweeps(chosen.specs, nb.read_records(attractors, ids=ids), k=k, m=m, threshold=threshold,
@@ -84,21 +79,16 @@ runs = editing_runs.editing_sweeps(chosen.specs, nb.read_records(attractors, ids
                                    seq_len=seq_len, fit_tokens=fit_tokens, fit_batch_size=fit_batch_size,
                                    ppl_windows=ppl_windows, seed=seed, batch_size=batch_size, progress=progress)
 res = editing_runs.editing_summary(runs, threshold=threshold, methods=methods, ppl_ratios=ppl_ratios, seed=seed)
-display(pd.DataFrame(runs.meta).T[["layers", "n_tokens", "n_ppl_tokens", "n_samples"]])
-res.curves.round(4)
-
-# %% [markdown]
-# ## Equal perplexity: K-FAC vs each baseline (paired permutation test, Holm over all rows); layer sets
+display(pd.DataFrame(runs.meta).T[["layers", "n_tokens", "n_ppl_tokens", "n_samples"]], res.curves.round(4))
 
 # %%
-display(res.per_level.round(3))
 table = editing_runs.layer_table(runs, res, labels=chosen.labels, ratio=ref_ratio)
 report.write_table(table, out / "tab_editing_layers.tex", source=NAME)
-display(table)
+display(res.per_level.round(3), table)
 res.tests.round(4)
 
 # %% [markdown]
-# ## Figure: memorization of the recited samples vs held-out perplexity, one panel per model (main layer set)
+# ## Figure: memorization of the recited samples vs held-out perplexity, per model (main layer set)
 
 # %%
 plt.rcParams.update({"font.size": 7, "axes.titlesize": 7, "legend.fontsize": 6})
@@ -107,26 +97,23 @@ fig, axes = plt.subplots(1, len(runs.specs), figsize=(min(7.0, 2.3 * len(runs.sp
 STYLE = {"kfac": ("C3", "o", "-"), "magnitude": ("C0", "s", "--"), "random": ("C2", "^", ":")}
 for ax, panel in zip(axes[0], editing_runs.figure_panels(runs, res, methods, ppl_ratios=ppl_ratios, ppl_cap=ppl_cap)):
     for method, pts in panel.lines.items():
-        colour, marker, ls = STYLE.get(method, ("C7", "x", "-"))
+        colour, marker, ls = STYLE[method]
         ax.plot(pts["ppl_ratio"], pts["biderman"], color=colour, marker=marker, ls=ls, lw=1.0, ms=3.5, label=method)
     ax.plot([1], [panel.unedited], "k*", ms=7, label="unedited")
-    for ratio in ppl_ratios:
-        ax.axvline(ratio, color="0.6", lw=0.5, ls=":")
-    ax.set(xscale="log", xlim=(0.97, panel.right), ylim=(-0.03, 1.03))
-    ax.xaxis.set(major_locator=LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)),
-                 minor_formatter=NullFormatter(), major_formatter=FuncFormatter(lambda x, _: f"{x:g}"))
-    ax.set_title(f"{chosen.labels[panel.spec]}\nMLPs of blocks {panel.blocks}")
-    ax.set_xlabel("perplexity / unedited (held-out)" + (f", cut at {ppl_cap:g}" if panel.cut else ""))
+    ax.vlines(ppl_ratios, -0.03, 1.03, color="0.6", lw=0.5, ls=":")
+    ticks = [t for t in (1, 1.5, 2, 3, 5, 7) if t <= panel.right]
+    ax.set(xscale="log", xlim=(0.97, panel.right), ylim=(-0.03, 1.03), xticks=ticks,
+           xticklabels=[f"{t:g}" for t in ticks],
+           title=f"{chosen.labels[panel.spec]}\nMLPs of blocks {panel.blocks}",
+           xlabel="perplexity / unedited (held-out)" + (f", cut at {ppl_cap:g}" if panel.cut else ""))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.grid(alpha=0.3, lw=0.4)
 axes[0][0].set_ylabel("memorization (Biderman score)")
 axes[0][0].legend(loc="lower left", frameon=False)
 report.save_figure(fig, out, NAME)
 plt.close(fig)
 
-# %% [markdown]
-# ## Numbers quoted in the paper
-
-# %%
+# %% Numbers quoted in the paper
 settings = dict(k=k, m=m, labels_kind=labels_kind, seq_len=seq_len, ppl_ratios=ppl_ratios, ref_ratio=ref_ratio)
 numbers = editing_runs.editing_numbers(runs, res, keys=chosen.keys, methods=methods, settings=settings)
 report.write_macros(out / f"numbers_{NAME}.tex", numbers, source=NAME)

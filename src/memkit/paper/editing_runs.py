@@ -66,12 +66,16 @@ def blocks_label(layers: Sequence[int]) -> str:
     return f"{layers[0]}–{layers[-1]}" if len(layers) > 1 else f"{layers[0]}"
 
 
-def edit_grid(methods: Sequence[str], keep_masses: Sequence[float], remove_fracs: Sequence[float]
-              ) -> list[tuple[str, float]]:
-    """(method, amount) of every edit, mildest first per method: K-FAC keep masses, baselines removed shares."""
+def edit_grid(methods: Sequence[str], keep_masses: Sequence[float],
+              remove_fracs: Sequence[float] | Mapping[str, Sequence[float]]) -> list[tuple[str, float]]:
+    """(method, amount) of every edit, mildest first per method: K-FAC keep masses, baselines removed shares
+    (one list, or {method: list}: magnitude needs larger shares than random to cost as much perplexity)."""
     grid = []
     for method in methods:
-        amounts = sorted(keep_masses, reverse=True) if method == "kfac" else sorted(remove_fracs)
+        if method == "kfac":
+            amounts = sorted(keep_masses, reverse=True)
+        else:
+            amounts = sorted(remove_fracs[method] if isinstance(remove_fracs, Mapping) else remove_fracs)
         grid += [(method, float(a)) for a in amounts]
     return grid
 
@@ -111,12 +115,13 @@ def editing_sweeps(specs: Sequence[str], records: Sequence[dict], *, k: int, m: 
                    max_memorized: int | None = None, layer_fracs: Sequence[float] | Mapping = (0.5,),
                    keep_masses: Sequence[float] | Mapping, remove_fracs: Sequence[float] | Mapping,
                    methods: Sequence[str] = ("kfac", "magnitude", "random"), labels_kind: str = "sampled",
-                   seq_len: int = 128, fit_tokens: int | Mapping = 1_000_000, fit_batch_size: int = 32,
+                   seq_len: int = 128, fit_tokens: int | Mapping = 1_000_000, fit_batch_size: int | Mapping = 32,
                    ppl_windows: int | Mapping | None = None, seed: int = 0, batch_size: int = 16,
                    progress: bool = False) -> EditingRuns:
     """Perplexity and memorization of every model unedited and after each layer set x method x amount edit.
 
-    Settings are a value or {spec or "zoo": value}. `layer_fracs`: the edited blocks (last fraction,
+    Settings are a value or {spec or "zoo": value} (`remove_fracs` also {method: list}, or
+    {spec or "zoo": {method: list}}). `layer_fracs`: the edited blocks (last fraction,
     the first entry is the main choice); one K-FAC fit covers all of them. `fit_tokens`: token positions
     of the fit (passes over the fit text as `fit_windows` cuts them); perplexity on the first
     `ppl_windows` held-out windows (None: all).
@@ -133,10 +138,12 @@ def editing_sweeps(specs: Sequence[str], records: Sequence[dict], *, k: int, m: 
         fit_texts, heldout_texts = editing_texts(lm)
         samples, level_of = eval_samples(lm, records, k=k, m=m, threshold=threshold, max_memorized=max_memorized)
         factors = cached_kfac(lm, fit_texts, layers=sorted(set().union(*layer_sets.values())), seq_len=seq_len,
-                              batch_size=fit_batch_size, n_tokens=per_model(fit_tokens, spec, zoo_key="zoo"),
+                              batch_size=per_model(fit_batch_size, spec, zoo_key="zoo"),
+                              n_tokens=per_model(fit_tokens, spec, zoo_key="zoo"),
                               labels=labels_kind, seed=seed, progress=progress)
+        by_method = isinstance(remove_fracs, Mapping) and set(remove_fracs) <= set(methods)
         grid = edit_grid(methods, per_model(keep_masses, spec, zoo_key="zoo"),
-                         per_model(remove_fracs, spec, zoo_key="zoo"))
+                         remove_fracs if by_method else per_model(remove_fracs, spec, zoo_key="zoo"))
         windows = per_model(ppl_windows, spec, zoo_key="zoo")
         meta[spec] = {"layer_fracs": fracs, "layers": layer_sets, "n_layers": lm.n_layers,
                       "n_tokens": factors.n_tokens, "n_samples": len(samples), "grid": grid,
