@@ -69,6 +69,9 @@ def test_curves_and_matched_scores():
     p = curves[curves["spec"] == "p"]
     assert np.allclose(p["biderman"], [2.95 / 3, 1.2 / 3, 0.3 / 3, 2.7 / 3, 1.4 / 3])
     assert np.allclose(p["ppl_ratio"], [1, 2, 4, 2, 4])
+    zoo = curves[curves["spec"] == ZOO].iloc[0]  # an organism's headline: its top-level canaries (y, level 4)
+    assert (zoo["biderman"], zoo["n_headline"], zoo["n_recited"]) == (1.0, 1, 1)
+    assert editing_runs.headline_group(runs, ZOO) == "L4" and editing_runs.headline_group(runs, "p") == "recited"
     matched = editing_runs.matched_scores(runs, [math.sqrt(2), 2.0, 5.0]).set_index(["method", "ratio", "id"])
     assert matched.loc[("kfac", 2.0, "b"), "token_match"] == pytest.approx(0.4)
     assert matched.loc[("magnitude", math.sqrt(2), "b"), "token_match"] == pytest.approx(0.9)

@@ -190,19 +190,39 @@ def recited_ids(runs: EditingRuns, *, threshold: float) -> set[tuple[str, str]]:
     return set(zip(clean.loc[hits, "spec"], clean.loc[hits, "id"]))
 
 
-def memorization_curves(runs: EditingRuns, *, threshold: float) -> tuple[pd.DataFrame, set[tuple[str, str]]]:
-    """Per model x layer set x edit: perplexity, its ratio to the unedited model, memorization of the recited.
+def headline_ids(runs: EditingRuns, recited: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """(spec, id) of each model's headline items: an organism's canaries of its highest duplication level
+    (recited or not: ground truth), a pretrained model's recited samples."""
+    clean = runs.runs[runs.runs["method"] == "none"].drop_duplicates(["spec", "id"])
+    top = clean[clean["level"] >= 0].groupby("spec")["level"].max()
+    chosen = {(s, i) for s, i in recited if s not in top.index}
+    chosen |= {(s, i) for s, i, level in zip(clean["spec"], clean["id"], clean["level"])
+               if s in top.index and level == top[s]}
+    return chosen
 
-    `biderman` and `exact`: mean Biderman score and exact-match rate of the recited samples (NaN for a
-    model that recites nothing; `n_recited` says 0).
+
+def headline_group(runs: EditingRuns, spec: str) -> str:
+    """The group name `item_groups` gives a model's headline items ('L<top level>' or 'recited')."""
+    levels = runs.runs.loc[(runs.runs["spec"] == spec) & (runs.runs["level"] >= 0), "level"]
+    return f"L{int(levels.max())}" if len(levels) else "recited"
+
+
+def memorization_curves(runs: EditingRuns, *, threshold: float) -> tuple[pd.DataFrame, set[tuple[str, str]]]:
+    """Per model x layer set x edit: perplexity, its ratio to the unedited model, memorization of the headline items.
+
+    `biderman` and `exact`: mean Biderman score and exact-match rate of the `headline_ids` (an
+    organism's top-level canaries, a pretrained model's recited samples; NaN when there are none);
+    `n_recited`: how many samples the unedited model recites; `n_headline`: how many headline items.
     """
     recited = recited_ids(runs, threshold=threshold)
+    headline = headline_ids(runs, recited)
     frame = runs.runs
-    memorized = frame[[(s, i) in recited for s, i in zip(frame["spec"], frame["id"])]]
+    memorized = frame[[(s, i) in headline for s, i in zip(frame["spec"], frame["id"])]]
     mem = (memorized.groupby(KEYS, sort=False, dropna=False)
            .agg(biderman=("token_match", "mean"), exact=("exact_match", "mean")).reset_index())
     curves = runs.edits.merge(mem, on=KEYS, how="left")
     curves["n_recited"] = curves["spec"].map(pd.Series([s for s, _ in recited]).value_counts()).fillna(0).astype(int)
+    curves["n_headline"] = curves["spec"].map(pd.Series([s for s, _ in headline]).value_counts()).fillna(0).astype(int)
     base = curves[curves["method"] == "none"].drop_duplicates("spec").set_index("spec")
     curves["ppl_ratio"] = curves["ppl"] / curves["spec"].map(base["ppl"])
     return curves, recited
@@ -333,17 +353,19 @@ def editing_summary(runs: EditingRuns, *, threshold: float, methods: Sequence[st
     return EditingSummary(curves, recited, level_scores(runs), matched, tests)
 
 
-def layer_table(runs: EditingRuns, summary: EditingSummary, *, labels: Mapping[str, str], ratio: float,
-                group: str = "recited") -> pd.DataFrame:
-    """Per model x layer set: memorization of `group` per method at `ratio` x the unedited perplexity,
-    K-FAC minus each baseline and its Holm-adjusted p (the paper's small table)."""
+def layer_table(runs: EditingRuns, summary: EditingSummary, *, labels: Mapping[str, str], ratio: float
+                ) -> pd.DataFrame:
+    """Per model x layer set: memorization of the headline group per method at `ratio` x the unedited
+    perplexity, and the Holm-adjusted p of K-FAC against each baseline (the paper's small table)."""
     tests = summary.tests
     rows = []
     for spec in runs.specs:
+        group = headline_group(runs, spec)
         for frac in runs.meta[spec]["layer_fracs"]:
             part = tests[(tests["spec"] == spec) & (tests["layer_frac"] == frac) & (tests["group"] == group)
                          & np.isclose(tests["ratio"], ratio)] if not tests.empty else tests
-            row = {"model": labels.get(spec, spec), "blocks": blocks_label(runs.meta[spec]["layers"][frac])}
+            row = {"model": labels.get(spec, spec), "blocks": blocks_label(runs.meta[spec]["layers"][frac]),
+                   "items": "recited" if group == "recited" else f"level {group[1:]}"}
             for _, t in part.iterrows():
                 row["n"] = int(t["n"])
                 row["kfac"] = format_number(t["kfac"])
@@ -367,7 +389,7 @@ class Panel:
 
     spec: str
     lines: dict[str, pd.DataFrame]  # method -> method_curve (the unedited point first)
-    unedited: float  # the unedited model's memorization (Biderman score of its recited samples)
+    unedited: float  # the unedited model's memorization (Biderman score of its headline items)
     right: float  # right end of the perplexity-ratio axis
     cut: bool  # the axis stops at ppl_cap: edits beyond it leave the plot
     blocks: str  # the edited blocks, "12–17"
@@ -375,7 +397,8 @@ class Panel:
 
 def figure_panels(runs: EditingRuns, summary: EditingSummary, methods: Sequence[str], *, ppl_ratios: Sequence[float],
                   ppl_cap: float) -> list[Panel]:
-    """Per model, the figure's data: each method's memorization-vs-perplexity line in the main layer set."""
+    """Per model, the figure's data: each method's memorization-vs-perplexity line in the main layer set
+    (memorization of the headline items, `memorization_curves`)."""
     panels = []
     curves = summary.curves
     for spec in runs.specs:
@@ -397,8 +420,8 @@ def editing_numbers(runs: EditingRuns, summary: EditingSummary, *, keys: Mapping
                     settings: Mapping[str, object]) -> dict[str, object]:
     """The `numbers_fig_editing.tex` macros: settings, unedited models, K-FAC vs baselines at equal perplexity.
 
-    `settings`: k, m, labels_kind, seq_len, ppl_ratios, ref_ratio. Per model (main layer set, group
-    'recited', ratio `ref_ratio`): each method's memorization, K-FAC's Holm p against each baseline;
+    `settings`: k, m, labels_kind, seq_len, ppl_ratios, ref_ratio. Per model (main layer set, headline
+    group, ratio `ref_ratio`): each method's memorization, K-FAC's Holm p against each baseline;
     counts of significant tests over every model, layer set, ratio and group.
     """
     curves, tests = summary.curves, summary.tests
@@ -423,11 +446,13 @@ def editing_numbers(runs: EditingRuns, summary: EditingSummary, *, keys: Mapping
                         f"{key}EditFirstLayer": main[0], f"{key}EditLastLayer": main[-1],
                         f"{key}EditNLayers": meta["n_layers"], f"{key}EditNTokens": f"{meta['n_tokens']:,}",
                         f"{key}EditNPplTokens": f"{meta['n_ppl_tokens']:,}", f"{key}EditNSamples": meta["n_samples"],
-                        f"{key}EditNRecited": int(unedited["n_recited"])})
+                        f"{key}EditNRecited": int(unedited["n_recited"]),
+                        f"{key}EditNHeadline": int(unedited["n_headline"])})
         for method in methods:
             strongest = part.loc[part["method"] == method, "ppl_ratio"].max()
             numbers[f"{key}Edit{macro_key(method)}MaxRatio"] = format_number(strongest)
-        here = tests[(tests["spec"] == spec) & (tests["layer_frac"] == frac) & (tests["group"] == "recited")
+        group = headline_group(runs, spec)
+        here = tests[(tests["spec"] == spec) & (tests["layer_frac"] == frac) & (tests["group"] == group)
                      & np.isclose(tests["ratio"], ref)] if not tests.empty else tests
         for _, t in here.iterrows():
             bkey = macro_key(t["baseline"])
