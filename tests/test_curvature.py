@@ -1,16 +1,22 @@
 """Curvature editing invariants: K-FAC factors are symmetric PSD averages, keeping 100% of the mass changes
-nothing, edits are undone bit for bit, baselines remove as many components as K-FAC; `memkit edit`."""
+nothing, edits are undone bit for bit, baselines remove as many components as K-FAC (or their own share);
+streamed and resumed fits equal a one-shot computation; sampled labels come from a seeded generator; `memkit edit`."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
 
 import memkit
 from memkit.cli import main
+from memkit.core.samples import leading_special_ids
 from memkit.core.text import text_windows
-from memkit.mechanisms.curvature import (METHODS, cached_kfac, collect_kfac, edit_state, edit_weight, edited,
-                                         load_factors, mlp_linears, perplexity, removal_mask, save_factors)
+from memkit.mechanisms import curvature
+from memkit.mechanisms.curvature import (METHODS, accumulate_kfac, cached_kfac, collect_kfac, edit_state, edit_weight,
+                                         edited, fit_windows, load_factors, mlp_linears, perplexity, removal_mask,
+                                         sample_labels, save_factors)
 
 from conftest import BASE_TEXT, tiny_corpus
 from mech_models import TEXTS, build_arch_model
@@ -254,3 +260,112 @@ def test_smollm2_full_mass_edit_is_the_identity(smollm2):
         assert not torch.equal(_logits(smollm2), logits)
     assert all(torch.equal(w.weight, before[n]) for n, w in mlp_linears(smollm2.model, layers).items())
     assert torch.equal(_logits(smollm2), logits)
+
+
+def _reference_factors(lm, windows, name):
+    """A and G of one matrix computed window by window with plain autograd (no memkit hooks, true labels)."""
+    module = mlp_linears(lm.model)[name]
+    seen = {}
+
+    def hook(mod, args, out):
+        out.retain_grad()
+        seen["a"], seen["s"] = args[0].detach()[0], out
+
+    handle = module.register_forward_hook(hook)
+    a_sum, g_sum, n = 0.0, 0.0, 0
+    try:
+        for window in windows:
+            ids = torch.tensor([window])
+            logits = lm.model(input_ids=ids).logits[0, :-1]
+            torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="sum").backward()
+            a, g = seen["a"].double(), seen["s"].grad[0].double()
+            a_sum, g_sum, n = a_sum + a.T @ a, g_sum + g.T @ g, n + len(window)
+    finally:
+        handle.remove()
+        lm.model.zero_grad(set_to_none=True)
+    return a_sum / n, g_sum / n
+
+
+def test_streamed_factors_equal_a_one_shot_computation(tiny_lm):
+    windows = text_windows(tiny_lm.tokenizer, FIT, 32, 5)
+    streamed = accumulate_kfac(tiny_lm, windows, layers=[1], batch_size=2, progress=False)
+    name = "1.dense_h_to_4h"
+    a_ref, g_ref = _reference_factors(tiny_lm, windows, name)
+    assert streamed.n_tokens == sum(len(w) for w in windows)
+    assert torch.allclose(streamed.A[name].double(), a_ref, rtol=1e-4, atol=1e-7)
+    assert torch.allclose(streamed.G[name].double(), g_ref, rtol=1e-3, atol=1e-9 * float(g_ref.abs().max()))
+
+
+def test_a_killed_fit_resumes_to_the_same_factors(tiny_lm, tmp_path, monkeypatch):
+    windows = text_windows(tiny_lm.tokenizer, FIT, 32, 7)
+    settings = dict(layers=[0, 1], batch_size=2, labels="sampled", seed=5, progress=False)
+    whole = accumulate_kfac(tiny_lm, windows, **settings)
+    real = curvature.padded_batches
+
+    def dies_after_two(*args, **kwargs):
+        for index, batch in enumerate(real(*args, **kwargs)):
+            if index == 2:
+                raise KeyboardInterrupt
+            yield batch
+
+    checkpoint = tmp_path / "partial.safetensors"
+    monkeypatch.setattr(curvature, "padded_batches", dies_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        accumulate_kfac(tiny_lm, windows, **settings, checkpoint=checkpoint, save_every=1)
+    monkeypatch.setattr(curvature, "padded_batches", real)
+    assert checkpoint.exists()
+    resumed = accumulate_kfac(tiny_lm, windows, **settings, checkpoint=checkpoint, save_every=1)
+    assert resumed.n_tokens == whole.n_tokens
+    assert all(torch.equal(resumed.A[n], whole.A[n]) and torch.equal(resumed.G[n], whole.G[n]) for n in whole.names)
+    assert all(p.requires_grad for p in tiny_lm.model.parameters())
+
+
+def test_cached_fit_leaves_no_partial_file(tiny_lm, tmp_path):
+    cached_kfac(tiny_lm, FIT, layers=[1], seq_len=32, n_tokens=200, labels="sampled", progress=False,
+                cache_root=tmp_path, save_every=1)
+    assert [p.name.endswith(".partial.safetensors") for p in tmp_path.iterdir()] == [False]
+
+
+def test_sampled_labels_come_from_the_seeded_generator():
+    logits = torch.tensor([[0.0, 0.0, 50.0], [50.0, 0.0, 0.0], [0.0, math.log(3.0), -1e9]] * 2000)
+    labels = sample_labels(logits, torch.Generator().manual_seed(7), chunk_elements=600)
+    assert torch.equal(labels, sample_labels(logits, torch.Generator().manual_seed(7)))
+    assert not torch.equal(labels, sample_labels(logits, torch.Generator().manual_seed(8)))
+    assert set(labels[0::3].tolist()) == {2} and set(labels[1::3].tolist()) == {0}  # near-certain rows
+    share = float((labels[2::3] == 1).double().mean())  # p = 3/4 for token 1, 1/4 for token 0, 0 for token 2
+    assert abs(share - 0.75) < 0.03 and not (labels[2::3] == 2).any()
+    # inverse CDF with the generator's uniforms, row by row
+    u = torch.rand(len(logits), generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    cdf = torch.softmax(logits, -1).cumsum(-1, dtype=torch.float64)
+    assert torch.equal(labels, torch.searchsorted(cdf, (u[:, None] * cdf[:, -1:]), right=True).reshape(-1))
+
+
+def test_fit_windows_pass_over_the_text_until_the_token_budget(tiny_lm):
+    tok = tiny_lm.tokenizer
+    first = text_windows(tok, FIT, 32)
+    one_pass = sum(len(w) for w in first)
+    assert fit_windows(tok, FIT, seq_len=32) == first
+    windows = fit_windows(tok, FIT, seq_len=32, n_tokens=one_pass + 40)
+    assert windows[: len(first)] == first
+    total = sum(len(w) for w in windows)
+    assert total >= one_pass + 40 and total - len(windows[-1]) < one_pass + 40  # minimal
+    lead = leading_special_ids(tok)
+    ids = first[0][len(lead):] + first[1][len(lead):]  # pass 2 cuts at 16: tokens 0-15, then 16-47
+    assert windows[len(first)] == lead + ids[:16] and windows[len(first) + 1] == lead + ids[16:48]
+
+
+def test_baselines_sweep_their_own_removal_share(arch_lm, factors):
+    for method in METHODS:
+        _, info = edit_state(arch_lm.model, factors, 1.0, method, remove_frac=0.25)
+        assert (info["n_removed"] == (info["n_components"] * 0.25).round()).all()
+    with pytest.raises(memkit.MemkitError):
+        removal_mask(torch.ones(2, 2), torch.ones(2, 2), 1.0, "kfac", remove_frac=1.5)
+
+
+def test_factor_subsets_share_the_eigendecompositions(factors):
+    sub = factors.subset([1])
+    assert sub.names == [n for n in factors.names if n.startswith("1.")] and sub.config["layers"] == [1]
+    sub.eig(sub.names[0])
+    assert sub.names[0] in factors._eig
+    with pytest.raises(memkit.MemkitError):
+        factors.subset([99])

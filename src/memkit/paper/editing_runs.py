@@ -1,16 +1,26 @@
-"""Experiment drivers of the curvature-editing figure (notebook `fig_editing`): sweeps, curves, budget, numbers.
+"""Experiment drivers of the curvature-editing figure (notebook `fig_editing`): sweeps, equal perplexity, tests.
 
-    runs = editing_sweeps(specs, records, k=32, m=32, keep_masses=[0.99, 0.9], methods=["kfac", "magnitude"])
-    res = editing_summary(runs, threshold=0.9, methods=methods, ppl_budget=0.5)   # all of the following:
-    curves, recited = memorization_curves(runs, threshold=0.9)
-    per_level = level_scores(runs)
-    budget, compare = equal_perplexity(curves, runs.specs, methods, ppl_budget=0.5)
-    panels = figure_panels(runs, res, methods, ppl_budget=0.5, ppl_cap=10.0)        # what the figure draws
+    runs = editing_sweeps(specs, records, k=32, m=32, layer_fracs=[0.5, 1.0], keep_masses=[0.99, 0.9],
+                          remove_fracs=[0.1, 0.3], fit_tokens=1_000_000)
+    res = editing_summary(runs, threshold=0.9, methods=methods, ppl_ratios=[1.1, 1.5], seed=0)
+    res.curves      # per model x layer set x edit: perplexity and memorization of the recited samples
+    res.matched     # per item: each method's memorization interpolated at the common perplexity ratios
+    res.tests       # K-FAC vs each baseline at each ratio, per item group (paired permutation test, Holm)
     numbers = editing_numbers(runs, res, keys=keys, methods=methods, settings=settings)
 
-Per model: K-FAC factors of the MLPs of the last blocks on generic text (`memkit.mechanisms.curvature`),
-then perplexity on held-out text and the clean runs of the evaluation samples, unedited and for
-every method x keep_mass edit. A model is loaded, swept and released before the next one.
+Per model: K-FAC factors of the MLPs of every edited block (`memkit.mechanisms.curvature.cached_kfac`,
+streamed, resumable, `fit_tokens` positions of broad text from `memkit.paper.editing_texts`, labels
+sampled from the model), then held-out perplexity and the clean runs of the evaluation samples,
+unedited and for every layer set x method x amount. Each method has its own sweep: K-FAC over
+`keep_masses` (curvature mass kept, Merullo et al.), the baselines (smallest magnitude / random
+components of the same Kronecker eigenbasis) over `remove_fracs` (share of components removed).
+
+Equal perplexity: each method's per-item memorization is interpolated (linear in log perplexity,
+the unedited model as its first point) at common perplexity ratios; beyond a method's strongest
+edit it is missing. Items: the samples the unedited model recites (Biderman score >= threshold or
+exact) and, for organisms, every canary of each duplication level. K-FAC minus baseline is tested
+per model x layer set x ratio x group x baseline with a paired permutation test (sign flips of
+the item differences) wherever the group has at least `MIN_BOOTSTRAP_N` items; Holm over all tests.
 """
 
 from __future__ import annotations
@@ -23,17 +33,20 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .report import format_number, macro_key
+from ..core.stats import MIN_BOOTSTRAP_N, holm
+from .report import format_number, format_small, macro_key
+
+ALPHA = 0.05
 
 
 @dataclass
 class EditingRuns:
-    """What `editing_sweeps` measured: one row per model x edit in `edits`, per model x edit x sample in `runs`."""
+    """What `editing_sweeps` measured: one row per model x layer set x edit, and per edit x sample."""
 
     specs: list[str]
-    edits: pd.DataFrame  # spec, method, keep_mass, ppl, removed (share of components removed)
-    runs: pd.DataFrame  # id, token_match, exact_match, spec, method, keep_mass, level (-1: pretrained attractor)
-    meta: dict[str, dict]  # spec -> layers, n_layers, n_tokens (K-FAC), n_samples, grid (keep masses)
+    edits: pd.DataFrame  # spec, layer_frac, method, amount, ppl, removed
+    runs: pd.DataFrame  # id, token_match, exact_match, spec, layer_frac, method, amount, level (-1: attractor)
+    meta: dict[str, dict]  # spec -> layer_fracs, layers {frac: blocks}, n_layers, n_tokens, n_samples, ...
 
 
 def edit_layers(n_layers: int, frac: float) -> list[int]:
@@ -48,6 +61,25 @@ def per_model(value, spec: str, *, default=None, zoo_key: str | None = None):
     return value.get(zoo_key if zoo_key is not None and spec.startswith("zoo:") else spec, default)
 
 
+def blocks_label(layers: Sequence[int]) -> str:
+    """'12–17' (or '2' for one block)."""
+    return f"{layers[0]}–{layers[-1]}" if len(layers) > 1 else f"{layers[0]}"
+
+
+def edit_grid(methods: Sequence[str], keep_masses: Sequence[float],
+              remove_fracs: Sequence[float] | Mapping[str, Sequence[float]]) -> list[tuple[str, float]]:
+    """(method, amount) of every edit, mildest first per method: K-FAC keep masses, baselines removed shares
+    (one list, or {method: list}: magnitude needs larger shares than random to cost as much perplexity)."""
+    grid = []
+    for method in methods:
+        if method == "kfac":
+            amounts = sorted(keep_masses, reverse=True)
+        else:
+            amounts = sorted(remove_fracs[method] if isinstance(remove_fracs, Mapping) else remove_fracs)
+        grid += [(method, float(a)) for a in amounts]
+    return grid
+
+
 def eval_samples(lm, records: Sequence[dict], *, k: int, m: int, threshold: float,
                  max_memorized: int | None) -> tuple[list, dict[str, int]]:
     """(samples, id -> duplication level): every canary of an organism's `all` window, or the recited attractors.
@@ -57,9 +89,10 @@ def eval_samples(lm, records: Sequence[dict], *, k: int, m: int, threshold: floa
     from .sets import is_organism, pretrained_sets
 
     if is_organism(lm):
-        from ..organisms.zoo import zoo_samples
+        from ..organisms.zoo import parse_spec, zoo_samples
 
-        samples = [s for s in zoo_samples(lm.meta["zoo_profile"], k=k, m=m) if s.meta["window"] == "all"]
+        profile = lm.meta.get("zoo_profile") or parse_spec(lm.name).profile
+        samples = [s for s in zoo_samples(profile, k=k, m=m) if s.meta["window"] == "all"]
         return samples, {s.id: int(s.meta["level"]) for s in samples}
     samples, _, _ = pretrained_sets(lm, records, k=k, m=m, threshold=threshold, max_memorized=max_memorized,
                                     max_controls=0)
@@ -67,7 +100,7 @@ def eval_samples(lm, records: Sequence[dict], *, k: int, m: int, threshold: floa
 
 
 def _evaluate(lm, samples: Sequence, heldout_texts: Sequence[str], info: pd.DataFrame | None, *, seq_len: int,
-              ppl_windows: int, batch_size: int) -> tuple[dict, pd.DataFrame]:
+              ppl_windows: int | None, batch_size: int) -> tuple[dict, pd.DataFrame]:
     """Held-out perplexity and share of components removed, and the clean runs of `samples`, as the model is now."""
     from ..core.extract import extract
     from ..mechanisms.curvature import perplexity
@@ -79,218 +112,365 @@ def _evaluate(lm, samples: Sequence, heldout_texts: Sequence[str], info: pd.Data
 
 
 def editing_sweeps(specs: Sequence[str], records: Sequence[dict], *, k: int, m: int, threshold: float = 0.9,
-                   max_memorized: int | None = None, layer_frac: float | Mapping[str, float] = 0.5,
-                   keep_masses: Sequence[float] | Mapping[str, Sequence[float]],
-                   methods: Sequence[str] = ("kfac", "magnitude", "random"), labels_kind: str = "true",
-                   seq_len: int = 128, fit_windows: int = 32, ppl_windows: int = 16, seed: int = 0,
-                   batch_size: int = 16, progress: bool = False) -> EditingRuns:
-    """Perplexity and memorization of every model unedited and after each method x keep_mass edit.
+                   max_memorized: int | None = None, layer_fracs: Sequence[float] | Mapping = (0.5,),
+                   keep_masses: Sequence[float] | Mapping, remove_fracs: Sequence[float] | Mapping,
+                   methods: Sequence[str] = ("kfac", "magnitude", "random"), labels_kind: str = "sampled",
+                   seq_len: int = 128, fit_tokens: int | Mapping = 1_000_000, fit_batch_size: int | Mapping = 32,
+                   ppl_windows: int | Mapping | None = None, seed: int = 0, batch_size: int = 16,
+                   progress: bool = False) -> EditingRuns:
+    """Perplexity and memorization of every model unedited and after each layer set x method x amount edit.
 
-    `layer_frac` (a number or {spec: number}, default 0.5) picks the edited blocks; `keep_masses` is
-    a list or {spec or "zoo": list}. K-FAC factors come from `cached_kfac` with gradient labels
-    `labels_kind` on `fit_windows` windows of `seq_len` tokens; perplexity on `ppl_windows` windows.
+    Settings are a value or {spec or "zoo": value} (`remove_fracs` also {method: list}, or
+    {spec or "zoo": {method: list}}). `layer_fracs`: the edited blocks (last fraction,
+    the first entry is the main choice); one K-FAC fit covers all of them. `fit_tokens`: token positions
+    of the fit (passes over the fit text as `fit_windows` cuts them); perplexity on the first
+    `ppl_windows` held-out windows (None: all).
     """
     from ..core.models import load_model
     from ..mechanisms.curvature import cached_kfac, edited
-    from .sets import generic_texts_for
+    from .editing_texts import editing_texts
 
     runs, edits, meta = [], [], {}
     for spec in specs:
         lm = load_model(spec)
-        layers = edit_layers(lm.n_layers, per_model(layer_frac, spec, default=0.5))
-        fit_texts, heldout_texts = generic_texts_for(lm)
+        fracs = list(per_model(layer_fracs, spec, zoo_key="zoo"))
+        layer_sets = {frac: edit_layers(lm.n_layers, frac) for frac in fracs}
+        fit_texts, heldout_texts = editing_texts(lm)
         samples, level_of = eval_samples(lm, records, k=k, m=m, threshold=threshold, max_memorized=max_memorized)
-        factors = cached_kfac(lm, fit_texts, layers=layers, seq_len=seq_len, max_windows=fit_windows,
+        factors = cached_kfac(lm, fit_texts, layers=sorted(set().union(*layer_sets.values())), seq_len=seq_len,
+                              batch_size=per_model(fit_batch_size, spec, zoo_key="zoo"),
+                              n_tokens=per_model(fit_tokens, spec, zoo_key="zoo"),
                               labels=labels_kind, seed=seed, progress=progress)
-        meta[spec] = {"layers": layers, "n_layers": lm.n_layers, "n_tokens": factors.n_tokens,
-                      "n_samples": len(samples)}
+        by_method = isinstance(remove_fracs, Mapping) and set(remove_fracs) <= set(methods)
+        grid = edit_grid(methods, per_model(keep_masses, spec, zoo_key="zoo"),
+                         remove_fracs if by_method else per_model(remove_fracs, spec, zoo_key="zoo"))
+        windows = per_model(ppl_windows, spec, zoo_key="zoo")
+        meta[spec] = {"layer_fracs": fracs, "layers": layer_sets, "n_layers": lm.n_layers,
+                      "n_tokens": factors.n_tokens, "n_samples": len(samples), "grid": grid,
+                      "n_ppl_tokens": _count_tokens(lm, heldout_texts, seq_len, windows)}
 
-        grid = per_model(keep_masses, spec, zoo_key="zoo")
-        meta[spec]["grid"] = list(grid)
-        for method, keep in [("none", 1.0)] + [(method, keep) for keep in grid for method in methods]:
-            edit = nullcontext() if method == "none" else edited(lm.model, factors, keep, method, seed=seed)
+        def measure(frac, method, amount, edit):
             with edit as info:
-                scores, frame = _evaluate(lm, samples, heldout_texts, info, seq_len=seq_len, ppl_windows=ppl_windows,
+                scores, frame = _evaluate(lm, samples, heldout_texts, info, seq_len=seq_len, ppl_windows=windows,
                                           batch_size=batch_size)
-            edits.append({"spec": spec, "method": method, "keep_mass": keep, **scores})
-            runs.append(frame.assign(spec=spec, method=method, keep_mass=keep, level=frame["id"].map(level_of)))
+            return scores, frame
+
+        base_scores, base_frame = measure(None, "none", 0.0, nullcontext())
+        for frac, layers in layer_sets.items():
+            sub = factors.subset(layers)
+            for method, amount in [("none", 0.0)] + grid:
+                if method == "none":
+                    scores, frame = base_scores, base_frame
+                else:
+                    keep, remove = (amount, None) if method == "kfac" else (1.0, amount)
+                    scores, frame = measure(frac, method, amount,
+                                            edited(lm.model, sub, keep, method, seed=seed, remove_frac=remove))
+                edits.append({"spec": spec, "layer_frac": frac, "method": method, "amount": amount, **scores})
+                runs.append(frame.assign(spec=spec, layer_frac=frac, method=method, amount=amount,
+                                         level=frame["id"].map(level_of)))
         del lm, factors
         gc.collect()
     return EditingRuns(list(specs), pd.DataFrame(edits), pd.concat(runs, ignore_index=True), meta)
 
 
-def memorization_curves(runs: EditingRuns, *, threshold: float) -> tuple[pd.DataFrame, set[tuple[str, str]]]:
-    """Per model x edit: perplexity, its ratio to the unedited model, and the memorization of the recited samples.
+def _count_tokens(lm, texts: Sequence[str], seq_len: int, max_windows: int | None) -> int:
+    """Predicted tokens in the perplexity windows (every window position but the first)."""
+    from ..core.text import text_windows
 
-    Recited: (spec, id) pairs whose unedited Biderman score is at least `threshold`; `biderman`
-    and `exact` are their mean Biderman score and exact-match rate under each edit (NaN for a model
-    that recites nothing: it keeps its perplexity rows, and `n_recited` says 0).
+    return sum(len(w) - 1 for w in text_windows(lm.tokenizer, texts, seq_len, max_windows))
+
+
+KEYS = ["spec", "layer_frac", "method", "amount"]
+
+
+def recited_ids(runs: EditingRuns, *, threshold: float) -> set[tuple[str, str]]:
+    """(spec, id) of the samples the unedited model recites: Biderman score >= threshold, or exact."""
+    clean = runs.runs[runs.runs["method"] == "none"].drop_duplicates(["spec", "id"])
+    hits = (clean["token_match"] >= threshold) | clean["exact_match"].astype(bool)
+    return set(zip(clean.loc[hits, "spec"], clean.loc[hits, "id"]))
+
+
+def headline_ids(runs: EditingRuns, recited: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """(spec, id) of each model's headline items: an organism's canaries of its highest duplication level
+    (recited or not: ground truth), a pretrained model's recited samples."""
+    clean = runs.runs[runs.runs["method"] == "none"].drop_duplicates(["spec", "id"])
+    top = clean[clean["level"] >= 0].groupby("spec")["level"].max()
+    chosen = {(s, i) for s, i in recited if s not in top.index}
+    chosen |= {(s, i) for s, i, level in zip(clean["spec"], clean["id"], clean["level"])
+               if s in top.index and level == top[s]}
+    return chosen
+
+
+def headline_group(runs: EditingRuns, spec: str) -> str:
+    """The group name `item_groups` gives a model's headline items ('L<top level>' or 'recited')."""
+    levels = runs.runs.loc[(runs.runs["spec"] == spec) & (runs.runs["level"] >= 0), "level"]
+    return f"L{int(levels.max())}" if len(levels) else "recited"
+
+
+def memorization_curves(runs: EditingRuns, *, threshold: float) -> tuple[pd.DataFrame, set[tuple[str, str]]]:
+    """Per model x layer set x edit: perplexity, its ratio to the unedited model, memorization of the headline items.
+
+    `biderman` and `exact`: mean Biderman score and exact-match rate of the `headline_ids` (an
+    organism's top-level canaries, a pretrained model's recited samples; NaN when there are none);
+    `n_recited`: how many samples the unedited model recites; `n_headline`: how many headline items.
     """
+    recited = recited_ids(runs, threshold=threshold)
+    headline = headline_ids(runs, recited)
     frame = runs.runs
-    clean = frame[frame["method"] == "none"]
-    hits = clean["token_match"] >= threshold
-    recited = set(zip(clean.loc[hits, "spec"], clean.loc[hits, "id"]))
-    memorized = frame[[(s, i) in recited for s, i in zip(frame["spec"], frame["id"])]]
-    mem = (memorized.groupby(["spec", "method", "keep_mass"], sort=False)
+    memorized = frame[[(s, i) in headline for s, i in zip(frame["spec"], frame["id"])]]
+    mem = (memorized.groupby(KEYS, sort=False, dropna=False)
            .agg(biderman=("token_match", "mean"), exact=("exact_match", "mean")).reset_index())
-    curves = runs.edits.merge(mem, on=["spec", "method", "keep_mass"], how="left")
+    curves = runs.edits.merge(mem, on=KEYS, how="left")
     curves["n_recited"] = curves["spec"].map(pd.Series([s for s, _ in recited]).value_counts()).fillna(0).astype(int)
-    base = curves[curves["method"] == "none"].set_index("spec")
+    curves["n_headline"] = curves["spec"].map(pd.Series([s for s, _ in headline]).value_counts()).fillna(0).astype(int)
+    base = curves[curves["method"] == "none"].drop_duplicates("spec").set_index("spec")
     curves["ppl_ratio"] = curves["ppl"] / curves["spec"].map(base["ppl"])
     return curves, recited
 
 
 def level_scores(runs: EditingRuns) -> pd.DataFrame:
-    """Organisms: mean Biderman score per model x method x keep_mass (rows) and duplication level (columns)."""
+    """Organisms: mean Biderman score per model x layer set x edit (rows) and duplication level (columns)."""
     frame = runs.runs
-    return (frame[frame["level"] >= 0].groupby(["spec", "method", "keep_mass", "level"], sort=False)["token_match"]
-            .mean().unstack("level"))
+    return (frame[frame["level"] >= 0].groupby(KEYS + ["level"], sort=False)["token_match"].mean()
+            .unstack("level"))
 
 
-def interpolate(curve: pd.DataFrame, ppl: float) -> float:
-    """Memorization of a method's curve at perplexity `ppl` (linear in log ppl; NaN outside its range)."""
-    pts = curve.sort_values("ppl")
-    x, y = np.log(pts["ppl"].to_numpy()), pts["biderman"].to_numpy()
-    if len(x) == 0 or np.log(ppl) < x.min() or np.log(ppl) > x.max():
-        return float("nan")
-    return float(np.interp(np.log(ppl), x, y))
+def interpolate_items(ppl: np.ndarray, values: np.ndarray, target: float) -> np.ndarray:
+    """Per item (columns of `values`, rows = edits at perplexities `ppl`): the value at `target`, linear in
+    log perplexity between the edits around it (points sorted by perplexity); NaN outside [min, max]."""
+    order = np.argsort(ppl, kind="stable")
+    x, y = np.log(np.asarray(ppl, dtype=float)[order]), np.asarray(values, dtype=float)[order]
+    t = np.log(target)
+    if len(x) == 0 or t < x[0] or t > x[-1]:
+        return np.full(y.shape[1:], np.nan)
+    hi = min(int(np.searchsorted(x, t, side="left")), len(x) - 1)
+    if x[hi] == t or hi == 0:
+        return y[hi]
+    w = (t - x[hi - 1]) / (x[hi] - x[hi - 1])
+    return (1 - w) * y[hi - 1] + w * y[hi]
 
 
-def equal_perplexity(curves: pd.DataFrame, specs: Sequence[str], methods: Sequence[str], *,
-                     ppl_budget: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(budget, compare): each method's least memorization within the perplexity budget, and K-FAC vs baselines.
+def matched_scores(runs: EditingRuns, ppl_ratios: Sequence[float]) -> pd.DataFrame:
+    """Per model x layer set x method x ratio x item: Biderman score and exact match at ratio x unedited ppl."""
+    rows = []
+    frame = runs.runs.merge(runs.edits[KEYS + ["ppl"]], on=KEYS)
+    for (spec, frac), part in frame.groupby(["spec", "layer_frac"], sort=False):
+        base = part[part["method"] == "none"]
+        base_ppl = float(base["ppl"].iloc[0])
+        for method in [m for m in part["method"].unique() if m != "none"]:
+            curve = pd.concat([base, part[part["method"] == method]]).astype({"exact_match": float})
+            score = curve.pivot_table(index=["method", "amount", "ppl"], columns="id", values="token_match", sort=False)
+            exact = curve.pivot_table(index=["method", "amount", "ppl"], columns="id", values="exact_match",
+                                      sort=False)
+            ppl = score.index.get_level_values("ppl").to_numpy()
+            for ratio in ppl_ratios:
+                s = interpolate_items(ppl, score.to_numpy(), ratio * base_ppl)
+                e = interpolate_items(ppl, exact[score.columns].to_numpy(dtype=float), ratio * base_ppl)
+                rows += [{"spec": spec, "layer_frac": frac, "method": method, "ratio": float(ratio), "id": i,
+                          "token_match": a, "exact_match": b} for i, a, b in zip(score.columns, s, e)]
+    return pd.DataFrame(rows)
 
-    `budget`: per model x method, the edits with ppl_ratio <= 1 + `ppl_budget` and the best of them
-    (the unedited model when none is within). `compare`: per K-FAC edit, each baseline's
-    memorization interpolated at the same perplexity (its curve includes the unedited point).
+
+def item_groups(runs: EditingRuns, recited: set[tuple[str, str]]) -> dict[str, dict[str, list[str]]]:
+    """Per model: 'recited' (the unedited model's recited samples) and, for organisms, 'L<level>' for every
+    duplication level (all its canaries, recited or not)."""
+    clean = runs.runs[runs.runs["method"] == "none"].drop_duplicates(["spec", "id"])
+    groups = {}
+    for spec, part in clean.groupby("spec", sort=False):
+        found = {"recited": [i for i in part["id"] if (spec, i) in recited]}
+        for level in sorted(part.loc[part["level"] >= 0, "level"].unique()):
+            found[f"L{int(level)}"] = list(part.loc[part["level"] == level, "id"])
+        groups[spec] = found
+    return groups
+
+
+def paired_permutation_test(a: Sequence[float], b: Sequence[float], *, n_resamples: int = 9999,
+                            seed: int = 0) -> tuple[float, float]:
+    """mean(a - b) and its two-sided paired permutation p-value (sign flips of the differences; scipy,
+    exact when 2^n <= n_resamples). The items are the same samples under two edits, so the test is paired."""
+    from scipy.stats import permutation_test
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) == 0:
+        return float("nan"), float("nan")
+    diff = float((a - b).mean())
+    if np.all(a == b):
+        return diff, 1.0
+    result = permutation_test((a, b), lambda x, y, axis=-1: np.mean(x - y, axis=axis), permutation_type="samples",
+                              vectorized=True, n_resamples=n_resamples, alternative="two-sided",
+                              rng=np.random.default_rng(seed))
+    return diff, float(result.pvalue)
+
+
+def equal_ppl_tests(matched: pd.DataFrame, groups: Mapping[str, Mapping[str, list[str]]], methods: Sequence[str],
+                    *, seed: int = 0, min_n: int = MIN_BOOTSTRAP_N) -> pd.DataFrame:
+    """K-FAC vs each baseline at each matched ratio, per model x layer set x item group.
+
+    n: items with both values (the ratio within both curves); p only when n >= `min_n`; `p_holm`:
+    Holm over every p of the frame.
     """
-    compare_rows, budget_rows = [], []
-    for spec in specs:
-        part = curves[curves["spec"] == spec]
-        unedited_rows = part[part["method"] == "none"]
-        unedited = unedited_rows.iloc[0]
-        for method in methods:
-            within = part[(part["method"] == method) & (part["ppl_ratio"] <= 1 + ppl_budget)]
-            best = within.loc[within["biderman"].idxmin()] if within["biderman"].notna().any() else None
-            budget_rows.append({"spec": spec, "method": method, "n_within": len(within),
-                                "best_biderman": best["biderman"] if best is not None else unedited["biderman"],
-                                "best_keep": best["keep_mass"] if best is not None else 1.0,
-                                "best_ppl_ratio": best["ppl_ratio"] if best is not None else 1.0})
-        for _, point in part[part["method"] == "kfac"].iterrows():
-            row = {"spec": spec, "keep_mass": point["keep_mass"], "ppl_ratio": point["ppl_ratio"],
-                   "kfac": point["biderman"]}
-            for baseline in [mth for mth in methods if mth != "kfac"]:
-                row[baseline] = interpolate(pd.concat([part[part["method"] == baseline], unedited_rows]), point["ppl"])
-            compare_rows.append(row)
-    return pd.DataFrame(budget_rows), pd.DataFrame(compare_rows)
+    rows = []
+    baselines = [m for m in methods if m != "kfac"]
+    if matched.empty or "kfac" not in methods:
+        return pd.DataFrame(rows)
+    for (spec, frac, ratio), part in matched.groupby(["spec", "layer_frac", "ratio"], sort=False):
+        table = part.pivot_table(index="id", columns="method", values="token_match", dropna=False)
+        exact = part.pivot_table(index="id", columns="method", values="exact_match", dropna=False)
+        for group, ids in groups.get(spec, {}).items():
+            for baseline in baselines:
+                both = table.reindex(ids)[["kfac", baseline]].dropna() if baseline in table else table.iloc[:0]
+                n = len(both)
+                diff, p = (paired_permutation_test(both["kfac"], both[baseline], seed=seed) if n >= min_n
+                           else (float((both["kfac"] - both[baseline]).mean()) if n else float("nan"), float("nan")))
+                ex = exact.reindex(both.index)
+                rows.append({"spec": spec, "layer_frac": frac, "ratio": ratio, "group": group, "baseline": baseline,
+                             "n_group": len(ids), "n": n, "kfac": both["kfac"].mean() if n else float("nan"),
+                             "base": both[baseline].mean() if n else float("nan"), "diff": diff, "p": p,
+                             "kfac_exact": ex["kfac"].mean() if n else float("nan"),
+                             "base_exact": ex[baseline].mean() if n else float("nan")})
+    tests = pd.DataFrame(rows)
+    tests["p_holm"] = holm(tests["p"].to_numpy())
+    return tests
 
 
 @dataclass
 class EditingSummary:
-    """What `editing_summary` derived from the sweeps: memorization curves, per-level scores, equal perplexity."""
+    """What `editing_summary` derived from the sweeps (the figure's and the macros' data)."""
 
-    curves: pd.DataFrame  # memorization_curves: per model x edit
+    curves: pd.DataFrame  # memorization_curves: per model x layer set x edit
     recited: set[tuple[str, str]]  # (spec, id) of the samples the unedited model recites
     per_level: pd.DataFrame  # level_scores (organisms)
-    budget: pd.DataFrame  # equal_perplexity: each method's best edit within the budget
-    compare: pd.DataFrame  # equal_perplexity: baselines interpolated at each K-FAC point
+    matched: pd.DataFrame  # matched_scores: per item at the common perplexity ratios
+    tests: pd.DataFrame  # equal_ppl_tests
 
 
-def editing_summary(runs: EditingRuns, *, threshold: float, methods: Sequence[str],
-                    ppl_budget: float) -> EditingSummary:
-    """Curves, per-level scores and the equal-perplexity comparison of a sweep, in one call (the figure's data)."""
+def editing_summary(runs: EditingRuns, *, threshold: float, methods: Sequence[str], ppl_ratios: Sequence[float],
+                    seed: int = 0) -> EditingSummary:
+    """Curves, per-level scores, equal-perplexity scores and tests of a sweep, in one call."""
     curves, recited = memorization_curves(runs, threshold=threshold)
-    budget, compare = equal_perplexity(curves, runs.specs, methods, ppl_budget=ppl_budget)
-    return EditingSummary(curves, recited, level_scores(runs), budget, compare)
+    matched = matched_scores(runs, ppl_ratios)
+    tests = equal_ppl_tests(matched, item_groups(runs, recited), methods, seed=seed)
+    return EditingSummary(curves, recited, level_scores(runs), matched, tests)
 
 
-def method_curve(curves: pd.DataFrame, spec: str, method: str) -> pd.DataFrame:
-    """A method's line in the figure: the unedited point, then its edits from the mildest (largest keep_mass) on."""
-    part = curves[curves["spec"] == spec]
-    edits = part[part["method"] == method].sort_values("keep_mass", ascending=False)
+def layer_table(runs: EditingRuns, summary: EditingSummary, *, labels: Mapping[str, str], ratio: float
+                ) -> pd.DataFrame:
+    """Per model x layer set: memorization of the headline group per method at `ratio` x the unedited
+    perplexity, and the Holm-adjusted p of K-FAC against each baseline (the paper's small table)."""
+    tests = summary.tests
+    rows = []
+    for spec in runs.specs:
+        group = headline_group(runs, spec)
+        for frac in runs.meta[spec]["layer_fracs"]:
+            part = tests[(tests["spec"] == spec) & (tests["layer_frac"] == frac) & (tests["group"] == group)
+                         & np.isclose(tests["ratio"], ratio)] if not tests.empty else tests
+            row = {"model": labels.get(spec, spec), "blocks": blocks_label(runs.meta[spec]["layers"][frac]),
+                   "items": "recited" if group == "recited" else f"level {group[1:]}"}
+            for _, t in part.iterrows():
+                row["n"] = int(t["n"])
+                row["kfac"] = format_number(t["kfac"])
+                row[t["baseline"]] = format_number(t["base"])
+                row[f"p vs {t['baseline']}"] = format_small(t["p_holm"])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def method_curve(curves: pd.DataFrame, spec: str, method: str, layer_frac: float) -> pd.DataFrame:
+    """A method's line in the figure: the unedited point, then its edits from the mildest on."""
+    part = curves[(curves["spec"] == spec) & (curves["layer_frac"] == layer_frac)]
+    edits = part[part["method"] == method]
+    edits = edits.sort_values("amount", ascending=method != "kfac")
     return pd.concat([part[part["method"] == "none"], edits])
-
-
-def ppl_axis_end(curves: pd.DataFrame, spec: str, *, ppl_budget: float, ppl_cap: float) -> float:
-    """Right end of a panel's perplexity-ratio axis: past the budget line and the worst edit, at most `ppl_cap`."""
-    worst = float(curves.loc[curves["spec"] == spec, "ppl_ratio"].max())
-    return min(ppl_cap, max(1.0 + ppl_budget, worst) * 1.05)
 
 
 @dataclass
 class Panel:
-    """What one panel of the figure draws for one model (see `figure_panels`)."""
+    """What one panel of the figure draws for one model (its main layer set)."""
 
     spec: str
     lines: dict[str, pd.DataFrame]  # method -> method_curve (the unedited point first)
-    unedited: float  # the unedited model's memorization (Biderman score of its recited samples)
-    right: float  # right end of the perplexity-ratio axis (ppl_axis_end)
+    unedited: float  # the unedited model's memorization (Biderman score of its headline items)
+    right: float  # right end of the perplexity-ratio axis
     cut: bool  # the axis stops at ppl_cap: edits beyond it leave the plot
     blocks: str  # the edited blocks, "12–17"
-    ticks: tuple[float, ...]  # multiples of the powers of ten labelled on the log x axis (finer on a short range)
 
 
-def figure_panels(runs: EditingRuns, summary: EditingSummary, methods: Sequence[str], *, ppl_budget: float,
+def figure_panels(runs: EditingRuns, summary: EditingSummary, methods: Sequence[str], *, ppl_ratios: Sequence[float],
                   ppl_cap: float) -> list[Panel]:
-    """Per model, the figure's data: each method's memorization-vs-perplexity line, the unedited point, the x range."""
+    """Per model, the figure's data: each method's memorization-vs-perplexity line in the main layer set
+    (memorization of the headline items, `memorization_curves`)."""
     panels = []
+    curves = summary.curves
     for spec in runs.specs:
-        curves = summary.curves
-        unedited = curves[(curves["spec"] == spec) & (curves["method"] == "none")].iloc[0]
-        right = ppl_axis_end(curves, spec, ppl_budget=ppl_budget, ppl_cap=ppl_cap)
-        layers = runs.meta[spec]["layers"]
-        ticks = (1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 7.0) if right < 3 else (1.0, 2.0, 5.0)
-        panels.append(Panel(spec, {method: method_curve(curves, spec, method) for method in methods},
-                            unedited["biderman"], right, right >= ppl_cap, f"{layers[0]}–{layers[-1]}", ticks))
+        frac = runs.meta[spec]["layer_fracs"][0]
+        part = curves[(curves["spec"] == spec) & (curves["layer_frac"] == frac)]
+        worst = float(part["ppl_ratio"].max())
+        right = min(ppl_cap, max(max(ppl_ratios), worst) * 1.05)
+        panels.append(Panel(spec, {m: method_curve(curves, spec, m, frac) for m in methods},
+                            float(part[part["method"] == "none"]["biderman"].iloc[0]), right, right >= ppl_cap,
+                            blocks_label(runs.meta[spec]["layers"][frac])))
     return panels
+
+
+def _fmt_p(p: float) -> str:
+    return "--" if p is None or not np.isfinite(p) else format_small(p)
 
 
 def editing_numbers(runs: EditingRuns, summary: EditingSummary, *, keys: Mapping[str, str], methods: Sequence[str],
                     settings: Mapping[str, object]) -> dict[str, object]:
-    """The `numbers_fig_editing.tex` macros: settings, unedited model, best edit per method, K-FAC vs baselines.
+    """The `numbers_fig_editing.tex` macros: settings, unedited models, K-FAC vs baselines at equal perplexity.
 
-    `summary`: `editing_summary` of `runs`; `settings` holds k, m, ppl_budget, labels_kind,
-    fit_windows and seq_len.
+    `settings`: k, m, labels_kind, seq_len, ppl_ratios, ref_ratio. Per model (main layer set, headline
+    group, ratio `ref_ratio`): each method's memorization, K-FAC's Holm p against each baseline;
+    counts of significant tests over every model, layer set, ratio and group.
     """
-    curves, recited, per_level = summary.curves, summary.recited, summary.per_level
-    budget, compare = summary.budget, summary.compare
+    curves, tests = summary.curves, summary.tests
+    ref = float(settings["ref_ratio"])
     numbers: dict[str, object] = {
-        "EditK": settings["k"], "EditM": settings["m"], "EditBudget": f"{100 * settings['ppl_budget']:.0f}",
-        "EditLabels": settings["labels_kind"], "EditFitWindows": settings["fit_windows"],
-        "EditSeqLen": settings["seq_len"]}
-    baselines = [mth for mth in methods if mth != "kfac"]
-    wins = []
+        "EditK": settings["k"], "EditM": settings["m"], "EditLabels": settings["labels_kind"],
+        "EditSeqLen": settings["seq_len"], "EditRefRatio": f"{ref:g}", "EditMinN": MIN_BOOTSTRAP_N,
+        "EditPplRatios": ", ".join(f"{r:g}" for r in settings["ppl_ratios"]), "EditNModels": len(runs.specs)}
+    tested = tests.dropna(subset=["p_holm"]) if not tests.empty else tests
+    significant = tested[tested["p_holm"] < ALPHA] if not tested.empty else tested
+    numbers["EditNTests"] = len(tested)
+    numbers["EditNKfacLower"] = int((significant["diff"] < 0).sum()) if len(significant) else 0
+    numbers["EditNKfacHigher"] = int((significant["diff"] > 0).sum()) if len(significant) else 0
     for spec in runs.specs:
         key, meta = keys[spec], runs.meta[spec]
-        part = curves[curves["spec"] == spec]
+        frac = meta["layer_fracs"][0]
+        main = meta["layers"][frac]
+        part = curves[(curves["spec"] == spec) & (curves["layer_frac"] == frac)]
         unedited = part[part["method"] == "none"].iloc[0]
-        numbers[f"{key}EditBasePpl"] = format_number(unedited["ppl"])
-        numbers[f"{key}EditBaseMem"] = format_number(unedited["biderman"])
-        numbers[f"{key}EditFirstLayer"] = meta["layers"][0]
-        numbers[f"{key}EditLastLayer"] = meta["layers"][-1]
-        numbers[f"{key}EditNTokens"] = meta["n_tokens"]
-        numbers[f"{key}EditNSamples"] = meta["n_samples"]
-        numbers[f"{key}EditNRecited"] = sum(1 for s_, _ in recited if s_ == spec)
-        numbers[f"{key}EditKeepMasses"] = ", ".join(f"{x:g}" for x in meta["grid"])
-        rows = budget[budget["spec"] == spec].set_index("method")
+        numbers.update({f"{key}EditBasePpl": format_number(unedited["ppl"]),
+                        f"{key}EditBaseMem": format_number(unedited["biderman"]),
+                        f"{key}EditFirstLayer": main[0], f"{key}EditLastLayer": main[-1],
+                        f"{key}EditNLayers": meta["n_layers"], f"{key}EditNTokens": f"{meta['n_tokens']:,}",
+                        f"{key}EditNPplTokens": f"{meta['n_ppl_tokens']:,}", f"{key}EditNSamples": meta["n_samples"],
+                        f"{key}EditNRecited": int(unedited["n_recited"]),
+                        f"{key}EditNHeadline": int(unedited["n_headline"])})
         for method in methods:
-            mkey = macro_key(method)
-            numbers[f"{key}Edit{mkey}BestMem"] = format_number(rows.loc[method, "best_biderman"])
-            numbers[f"{key}Edit{mkey}BestKeep"] = f"{rows.loc[method, 'best_keep']:g}"
-            numbers[f"{key}Edit{mkey}BestPplRatio"] = format_number(rows.loc[method, "best_ppl_ratio"])
-        if "kfac" in methods and baselines:
-            beat = rows.loc["kfac", "best_biderman"] < min(rows.loc[b, "best_biderman"] for b in baselines)
-            recites = numbers[f"{key}EditNRecited"] > 0
-            numbers[f"{key}EditKfacBeats"] = ("yes" if beat else "no") if recites else "n/a (nothing recited)"
-            wins.append(bool(beat) and recites)
-            cmp = compare[compare["spec"] == spec]
-            for baseline in baselines:
-                valid = cmp.dropna(subset=[baseline])
-                numbers[f"{key}EditKfacBelow{macro_key(baseline)}"] = int((valid["kfac"] < valid[baseline]).sum())
-                numbers[f"{key}EditCompared{macro_key(baseline)}"] = len(valid)
+            strongest = part.loc[part["method"] == method, "ppl_ratio"].max()
+            numbers[f"{key}Edit{macro_key(method)}MaxRatio"] = format_number(strongest)
+        group = headline_group(runs, spec)
+        here = tests[(tests["spec"] == spec) & (tests["layer_frac"] == frac) & (tests["group"] == group)
+                     & np.isclose(tests["ratio"], ref)] if not tests.empty else tests
+        for _, t in here.iterrows():
+            bkey = macro_key(t["baseline"])
+            numbers[f"{key}EditRefKfacMem"] = format_number(t["kfac"])
+            numbers[f"{key}EditRefN"] = int(t["n"])
+            numbers[f"{key}EditRef{bkey}Mem"] = format_number(t["base"])
+            numbers[f"{key}EditRef{bkey}P"] = _fmt_p(t["p_holm"])
         if spec.startswith("zoo:"):
-            for level, value in per_level.loc[(spec, "none", 1.0)].items():
-                numbers[f"{key}EditBaseLevel{macro_key(str(level))}"] = format_number(value)
-    numbers["EditNModels"] = len(runs.specs)
-    numbers["EditNKfacBeats"] = sum(wins)
+            levels = summary.per_level.loc[(spec, frac, "none", 0.0)]
+            for level, value in levels.items():
+                lkey = macro_key(str(int(level)))
+                numbers[f"{key}EditBaseLevel{lkey}"] = format_number(value)
+                numbers[f"{key}EditNLevel{lkey}"] = int((runs.runs[(runs.runs["spec"] == spec)
+                                                                    & (runs.runs["method"] == "none")
+                                                                    & (runs.runs["layer_frac"] == frac)]["level"]
+                                                         == level).sum())
+        sig = significant[significant["spec"] == spec] if len(significant) else significant
+        numbers[f"{key}EditNTests"] = int((tested["spec"] == spec).sum()) if len(tested) else 0
+        numbers[f"{key}EditNKfacLower"] = int((sig["diff"] < 0).sum()) if len(sig) else 0
+        numbers[f"{key}EditNKfacHigher"] = int((sig["diff"] > 0).sum()) if len(sig) else 0
     return numbers
