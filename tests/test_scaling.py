@@ -126,3 +126,24 @@ def test_extraction_onsets_and_forgetting():
     assert onsets.loc["a", "first_step"] == 20 and onsets.loc["a", "final"] and not onsets.loc["a", "forgotten"]
     assert onsets.loc["b", "first_step"] == 10 and not onsets.loc["b", "final"] and onsets.loc["b", "forgotten"]
     assert np.isnan(onsets.loc["c", "first_step"]) and not onsets.loc["c", "ever"]
+
+
+def test_greedy_prefix_counts_leading_matches():
+    from memkit.organisms.latent import greedy_prefix
+
+    correct = np.array([[True, True, False, True], [True, True, True, True], [False, True, True, True]])
+    assert greedy_prefix(correct).tolist() == [2, 4, 0]
+
+
+def test_latent_draws_match_greedy_decoding_and_restore_weights(tiny_lm, tiny_samples):
+    from memkit.organisms.latent import latent_draws
+
+    before = weights_sha256(tiny_lm.model)
+    draws = latent_draws(tiny_lm, tiny_samples, sigmas=[0.0, 0.05], n_draws=3, seed=1)
+    assert weights_sha256(tiny_lm.model) == before
+    greedy = memkit.extract(tiny_lm, tiny_samples, progress=False)
+    zero = draws[draws["sigma"] == 0.0]  # the teacher-forced clean pass is the greedy decoding
+    assert zero["clean_prefix"].tolist() == greedy["prefix_match_len"].tolist()
+    assert (zero["best_prefix"] == zero["clean_prefix"]).all() and (zero["exact_draws"] == 3 * zero["clean_exact"]).all()
+    again = latent_draws(tiny_lm, tiny_samples, sigmas=[0.05], n_draws=3, seed=1)
+    pd.testing.assert_frame_equal(again, draws[draws["sigma"] == 0.05].reset_index(drop=True))
