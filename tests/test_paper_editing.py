@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from memkit.core.stats import paired_permutation_test
 from memkit.paper import editing_runs
 from memkit.paper.editing_texts import canary_chapters, interleave
 
@@ -80,10 +81,10 @@ def test_curves_and_matched_scores():
 
 
 def test_paired_permutation_test_is_exact_for_small_groups():
-    diff, p = editing_runs.paired_permutation_test([1, 2, 3, 4], [0, 1, 2, 3])
+    diff, p = paired_permutation_test([1, 2, 3, 4], [0, 1, 2, 3])
     assert diff == 1.0 and p == pytest.approx(2 / 16)  # only all-plus and all-minus signs reach |mean| 1
-    assert editing_runs.paired_permutation_test([1, 2], [1, 2]) == (0.0, 1.0)
-    diff, p = editing_runs.paired_permutation_test([1, 0, 1], [0, 1, 0])  # |mean| >= 1/3: all 8 sign patterns
+    assert paired_permutation_test([1, 2], [1, 2]) == (0.0, 1.0)
+    diff, p = paired_permutation_test([1, 0, 1], [0, 1, 0])  # |mean| >= 1/3: all 8 sign patterns
     assert diff == pytest.approx(1 / 3) and p == pytest.approx(1.0)
 
 

@@ -1,6 +1,7 @@
 """Statistics every comparison in the paper uses: permutation tests, Holm correction, bootstrap CIs with a floor.
 
     diff, p = permutation_test_means(memorized_scores, control_scores, seed=0)   # exact when small
+    diff, p = paired_permutation_test(after, before, seed=0)   # the same items twice: sign flips
     adjusted = holm([p1, p2, p3])                                                # family-wise error control
     lo, hi = bootstrap_diff_ci(a, b, seed=0)      # NaN when either group has fewer than MIN_BOOTSTRAP_N items
     ci = hierarchical_bootstrap_ci(values, np.mean, seed=0)   # items x seeds: None below MIN_BOOTSTRAP_N items
@@ -69,6 +70,24 @@ def permutation_test_means(a: Sequence[float], b: Sequence[float], *, n_resample
         return diff, float(min(1.0, 2 * min(p_greater, p_less)))
     result = permutation_test((a, b), _mean_difference, permutation_type="independent", vectorized=True,
                               n_resamples=n_resamples, alternative="two-sided", rng=np.random.default_rng(seed))
+    return diff, float(result.pvalue)
+
+
+def paired_permutation_test(a: Sequence[float], b: Sequence[float], *, n_resamples: int = 9999,
+                            seed: int = 0) -> tuple[float, float]:
+    """mean(a - b) and its two-sided paired permutation p-value (sign flips of the differences; scipy,
+    exact when 2^n <= n_resamples). For the same items measured twice (two edits, a text and its twin)."""
+    from scipy.stats import permutation_test
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) == 0:
+        return float("nan"), float("nan")
+    diff = float((a - b).mean())
+    if np.all(a == b):
+        return diff, 1.0
+    result = permutation_test((a, b), lambda x, y, axis=-1: np.mean(x - y, axis=axis), permutation_type="samples",
+                              vectorized=True, n_resamples=n_resamples, alternative="two-sided",
+                              rng=np.random.default_rng(seed))
     return diff, float(result.pvalue)
 
 

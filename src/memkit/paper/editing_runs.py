@@ -33,7 +33,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..core.stats import MIN_BOOTSTRAP_N, holm
+from ..core.stats import MIN_BOOTSTRAP_N, holm, paired_permutation_test
 from .report import format_number, format_small, macro_key
 
 ALPHA = 0.05
@@ -282,24 +282,6 @@ def item_groups(runs: EditingRuns, recited: set[tuple[str, str]]) -> dict[str, d
             found[f"L{int(level)}"] = list(part.loc[part["level"] == level, "id"])
         groups[spec] = found
     return groups
-
-
-def paired_permutation_test(a: Sequence[float], b: Sequence[float], *, n_resamples: int = 9999,
-                            seed: int = 0) -> tuple[float, float]:
-    """mean(a - b) and its two-sided paired permutation p-value (sign flips of the differences; scipy,
-    exact when 2^n <= n_resamples). The items are the same samples under two edits, so the test is paired."""
-    from scipy.stats import permutation_test
-
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(a) == 0:
-        return float("nan"), float("nan")
-    diff = float((a - b).mean())
-    if np.all(a == b):
-        return diff, 1.0
-    result = permutation_test((a, b), lambda x, y, axis=-1: np.mean(x - y, axis=axis), permutation_type="samples",
-                              vectorized=True, n_resamples=n_resamples, alternative="two-sided",
-                              rng=np.random.default_rng(seed))
-    return diff, float(result.pvalue)
 
 
 def equal_ppl_tests(matched: pd.DataFrame, groups: Mapping[str, Mapping[str, list[str]]], methods: Sequence[str],
