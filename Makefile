@@ -14,7 +14,7 @@ export TRANSFORMERS_VERBOSITY := error
 # it imports (transitively) and the other notebooks' outputs declared in notebooks/deps.yml.
 NOTEBOOKS := tab_attractors fig_phase fig_layers tab_shock \
              fig_dup_scaling fig_context fig_checkpoints tab_latent \
-             fig_lens fig_heads fig_editing fig_scale tab_census tab_mia appendix_provenance
+             fig_lens fig_heads fig_editing fig_scale tab_census tab_mia tab_mia_real appendix_provenance
 ZOO_STAMP := build/zoo-paper.stamp
 BENCH_CSV := build/bench/bench.csv
 SMOKE_NOTEBOOKS := $(NOTEBOOKS) explore
