@@ -168,9 +168,9 @@ def dup_fits_table(dup: Duplication) -> tuple[pd.DataFrame, str]:
     caption = (f"Dose--response fits per size on the inserted canaries at the final step ({n} canary outcomes per "
                f"size: {n // len(dup.seeds)} canaries $\\times$ {len(dup.seeds)} seeds). Slopes are per doubling "
                f"of the copies (logistic: log-odds; log-linear: rate), fitted on all seeds pooled, with a "
-               f"t-interval over the {len(dup.seeds)} per-seed fits. Step: the best threshold model (copies at "
-               f"which the rate jumps). LL: leave-one-seed-out held-out log-likelihood per canary (fit on "
-               f"{len(dup.seeds) - 1} seeds, scored on the third; Biderman scores as a Bernoulli "
+               f"t-interval over the {len(dup.seeds)} per-seed fits (centred on their mean). Step: the best "
+               f"threshold model (copies at which the rate jumps). LL: leave-one-seed-out log-likelihood per canary (fit on the other "
+               f"{len(dup.seeds) - 1} seed(s), scored on the held-out seed; for the Biderman score a Bernoulli "
                f"quasi-likelihood); bold: the best model.")
     return table, caption
 
