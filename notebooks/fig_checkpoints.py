@@ -16,14 +16,15 @@
 # %% [markdown]
 # # Figure — memorization along training (Tirumala et al. 2022) and forgetting under a constant LR
 #
-# Every size and seed of the zoo (`memkit.organisms.zoo`) is checkpointed during training. At each
-# checkpoint every canary is screened by one teacher-forced pass: the share of its m suffix tokens
-# whose argmax is the true token (Tirumala et al.'s memorization) and greedy exact match (all of
-# them: the greedy run equals the suffix up to the first wrong argmax). (a, b) Canaries with many
+# Every size and seed of the zoo is checkpointed. At each checkpoint the canaries are screened by one
+# teacher-forced pass: the share of the m suffix tokens whose argmax is the true token (Tirumala et al.'s
+# memorization) and greedy exact match (every argmax right: greedy equals the suffix up to the first
+# wrong one). (a, b) Canaries with many
 # copies, one line per size (mean over seeds, band: t-interval across seeds); end values average the
 # last checkpoints. (c) Canaries whose copies all fall in an early or a late window (both inside the
 # constant-LR phase): is the early one forgotten by the end, and were the late ones at control level
-# before their window opened? Permutation tests over canaries (Holm). Driver: `memkit.paper.checkpoint_runs`.
+# before their window opened? And what does the LR decay add? Permutation tests over canaries (Holm).
+# Driver: `memkit.paper.checkpoint_runs`.
 #
 # Outputs (into `out_dir`): `fig_checkpoints.pdf/.png`, `numbers_fig_checkpoints.tex`.
 # Defaults are smoke settings; paper settings: `params/fig_checkpoints.yml`.
@@ -67,11 +68,11 @@ print(f"final step: screen exact match agrees with greedy extraction on {ckpt.ag
 ckpt.tirumala.round(3)
 
 # %% [markdown]
-# ## Forgetting: early vs late canaries at the end, late canaries vs controls before their window
+# ## LR decay (end of the constant phase vs end of training); forgetting: early vs late canaries at the end,
+# late canaries vs controls before their window (permutation tests over canaries, Holm per family)
 
 # %%
-display(ckpt.tests.round(4))
-ckpt.track.round(3)
+display(ckpt.decay.round(4), ckpt.tests.round(4), ckpt.track.round(3))
 
 # %% [markdown]
 # ## Figure
@@ -92,6 +93,8 @@ for ax, metric, title in ((axes[0], "tf_accuracy", "(a) teacher-forced accuracy"
     ax.axvline(ckpt.decay_start, color="0.5", lw=0.6, ls="--")
     ax.set(xlabel="training step", ylabel="mean over seeds", ylim=(-0.02, 1.02),
            title=f"{title}, {' / '.join(map(str, curve_levels))} copies")
+    ax.text(0.98, 0.02, ", ".join(f"{lv}: {ls}" for lv, ls in zip(curve_levels, ("dotted", "solid", "dashed"))),
+            transform=ax.transAxes, ha="right", va="bottom", fontsize=5.5)
     ax.legend(frameon=False, title="non-emb. params", fontsize=5.5)
 for window, color in (("early", "C0"), ("late", "C3")):
     axes[2].axvspan(*spans[window], color=color, alpha=0.08, lw=0)

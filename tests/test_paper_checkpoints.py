@@ -54,8 +54,10 @@ def test_first_reach_and_tirumala_table():
 def test_forgetting_tests_and_pre_window_check():
     screen = _screen()
     tests = cr.forgetting_tests(screen, _final(screen), sizes=["a"], steps=STEPS, spans=SPANS, level=16, n_last=3)
-    assert tests["test"].tolist() == ["early vs late"] * 3 + ["late before window vs controls"] * 2
+    assert tests["test"].tolist() == ["early vs late"] * 6 + ["late before window vs controls"] * 4
+    assert tests["size"].tolist() == ["a", "all"] * 5  # `all`: canary means over sizes (one here: the same)
     tf = tests.iloc[0]
+    assert tests.iloc[1][["mean_a", "mean_b", "p"]].tolist() == tf[["mean_a", "mean_b", "p"]].tolist()
     # end (steps 20-40): early 0.5 every step; late (0.125 + 1 + 1) / 3; two canaries each: exact p = 2 / C(4, 2)
     assert (tf["mean_a"], tf["n_a"], tf["n_b"]) == (0.5, 2, 2)
     assert tf["mean_b"] == pytest.approx(2.125 / 3) and tf["p"] == pytest.approx(2 / 6)
@@ -63,8 +65,21 @@ def test_forgetting_tests_and_pre_window_check():
     assert (bider["mean_a"], bider["mean_b"]) == (0.5, 1.0)
     # before step 20 (only step 10): late canaries and controls both at 0.125: p = 1
     before = tests[tests["test"] == "late before window vs controls"]
-    assert before["diff"].tolist() == [0.0, 0.0] and before["p"].tolist() == [1.0, 1.0]
-    assert tests["p_holm"].iloc[:3].tolist() == pytest.approx(np.minimum(1, tests["p"].iloc[:3] * 3).tolist())
+    assert before["diff"].tolist() == [0.0] * 4 and before["p"].tolist() == [1.0] * 4
+    early = tests.iloc[:6]  # Holm within the family: the smallest p times 6, capped at 1
+    assert early["p_holm"].min() == pytest.approx(min(1.0, 6 * early["p"].min()))
+
+
+def test_sign_flip_p_and_decay_tests():
+    # three positive differences: 2^3 sign patterns, |mean| = 1 only for all + or all -: p = 2 / 8
+    assert cr.sign_flip_p([1.0, 1.0, 1.0]) == pytest.approx(0.25) and cr.sign_flip_p([0.0, 0.0]) == 1.0
+    decay = cr.decay_tests(_screen(), sizes=["a"], steps=STEPS, decay_start=20, levels=[64], n_last=2)
+    tf = decay.iloc[0]
+    # constant-LR end: steps 10, 20; training end: 30, 40; tf per seed 0.25 / 0.125 per step, so the canary
+    # means (over seeds and steps) are 0.28125 and 0.65625; both canaries gain 0.375: p = 2 / 4
+    assert (tf["metric"], tf["n"], tf["pre"], tf["post"]) == ("tf_accuracy", 2, 0.28125, 0.65625)
+    assert tf["diff"] == pytest.approx(0.375) and tf["p"] == pytest.approx(0.5)
+    assert decay["p_holm"].tolist() == pytest.approx([1.0, 1.0])
 
 
 def test_window_track_and_numbers():
@@ -77,15 +92,18 @@ def test_window_track_and_numbers():
     settings = {"k": 32, "m": 32, "curve_levels": [64], "window_level": 16, "threshold": 0.5, "n_last": 3,
                 "n_resamples": 9999}
     tests = cr.forgetting_tests(screen, _final(screen), sizes=["a"], steps=STEPS, spans=SPANS, level=16, n_last=3)
-    ckpt = cr.Checkpoints(["a"], [0, 1], STEPS, SPANS, 35, screen, _final(screen), per_seed, curves,
-                          cr.tirumala_table(per_seed, levels=[64], steps=STEPS, threshold=0.5), tests, track,
+    decay = cr.decay_tests(screen, sizes=["a"], steps=STEPS, decay_start=20, levels=[64], n_last=3)
+    ckpt = cr.Checkpoints(["a"], [0, 1], STEPS, SPANS, 20, screen, _final(screen), per_seed, curves,
+                          cr.tirumala_table(per_seed, levels=[64], steps=STEPS, threshold=0.5), tests, decay, track,
                           (16, 16), settings)
     numbers = cr.checkpoint_numbers(ckpt)
-    assert numbers["CkptN"] == 4 and numbers["CkptLastFirst"] == 20 and numbers["CkptDecayStart"] == 35
+    assert numbers["CkptN"] == 4 and numbers["CkptLastFirst"] == 20 and numbers["CkptDecayStart"] == 20
+    assert numbers["CkptPreFirst"] == 10 and numbers["CkptPreLast"] == 20 and numbers["CkptDecayTests"] == 2
+    assert numbers["CkptDecayTfALSixFourPre"] == "0.28" and numbers["CkptDecayTfALSixFourPost"] == "0.56"
     assert numbers["CkptNWindow"] == 2 and numbers["CkptNControls"] == 2 and numbers["CkptAgree"] == 16
     assert numbers["CkptTfALSixFour"] == "0.56" and numbers["CkptTfALSixFourReach"] == "30"
     assert numbers["CkptExactALSixFourReached"] == 1 and numbers["CkptNALSixFour"] == 2
     assert numbers["CkptForgetTfAA"] == "0.500" and numbers["CkptForgetBidermanAB"] == "1.000"
-    assert numbers["CkptBeforeExactADiff"] == "0.000" and numbers["CkptForgetTests"] == 3
+    assert numbers["CkptBeforeExactADiff"] == "0.000" and numbers["CkptForgetTests"] == 6
     assert numbers["CkptBeforeSignificant"] == 0 and numbers["CkptEarlyAAfter"] == "1.000"
     assert numbers["CkptControlsAEnd"] == "0.125" and "CkptControlsAAfter" not in numbers

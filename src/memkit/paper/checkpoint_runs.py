@@ -27,7 +27,7 @@ import pandas as pd
 from ..core.stats import holm, permutation_test_means
 from ..organisms import laws
 from ..paths import atomic_path, cache_dir, code_fingerprint, entry_lock
-from .dup_runs import built_sizes, final_extraction
+from .dup_runs import built_sizes, by_size, final_extraction
 from .report import format_number, macro_key
 
 CURVE_METRICS = {"tf_accuracy": "Tf", "exact_match": "Exact"}  # screen metric -> macro fragment
@@ -63,15 +63,22 @@ def cached_screen(lm, samples: Sequence, *, batch_size: int = 64) -> pd.DataFram
         return frame
 
 
-def screen_runs(profile: str, *, k: int, m: int, steps: Sequence[int], batch_size: int = 64,
-                progress: bool = False) -> pd.DataFrame:
-    """Screen of every canary by every size x seed x checkpoint: one row each, with level, kind, window."""
+def screened(samples: Sequence, *, curve_levels: Sequence[int], window_level: int) -> list:
+    """The canaries the curves and tests need: controls, `all`-window canaries at `curve_levels`, and the
+    early / late canaries at `window_level` (the others are not screened along training)."""
+    return [s for s in samples if s.meta["level"] == 0 or (s.meta["window"] == "all" and s.meta["level"] in curve_levels)
+            or (s.meta["window"] in WINDOWS and s.meta["level"] == window_level)]
+
+
+def screen_runs(profile: str, *, k: int, m: int, steps: Sequence[int], curve_levels: Sequence[int], window_level: int,
+                batch_size: int = 64, progress: bool = False) -> pd.DataFrame:
+    """Screen of the `screened` canaries by every size x seed x checkpoint: one row each, with level, kind, window."""
     from tqdm.auto import tqdm
 
     from ..core.models import load_model
     from ..organisms import zoo
 
-    samples = zoo.zoo_samples(profile, k=k, m=m)
+    samples = screened(zoo.zoo_samples(profile, k=k, m=m), curve_levels=curve_levels, window_level=window_level)
     meta = pd.DataFrame([{"id": s.id, **{c: s.meta[c] for c in ("level", "kind", "window")}} for s in samples])
     prof, prefix = zoo.get_profile(profile), "" if profile == zoo.DEFAULT_PROFILE else f"{profile}/"
     jobs = [(size, seed, step) for size in prof.sizes for seed in prof.seeds for step in steps]
@@ -141,30 +148,70 @@ def forgetting_tests(screen: pd.DataFrame, final: pd.DataFrame, *, sizes: Sequen
                      spans: dict, level: int, n_last: int = 3, n_resamples: int = 9999, seed: int = 0) -> pd.DataFrame:
     """Early vs late window canaries (`level` copies) at the end of training (last `n_last` checkpoints;
     Biderman at the final step) and, before the late window opens, late canaries vs the controls; one
-    two-sided permutation test per size x metric over canary means (mean over seeds), Holm within each test."""
-    last = sorted(steps)[-n_last:]
+    two-sided permutation test per size x metric over canary means (mean over seeds), plus `all` sizes
+    (canary means over sizes and seeds); Holm within each of the two families."""
+    last, every = sorted(steps)[-n_last:], [*sizes, "all"]
+    screen, final = (pd.concat([f, f.assign(size="all")], ignore_index=True) for f in (screen, final))
     windowed = screen[(screen["level"] == level) & screen["window"].isin(WINDOWS)]
     end = windowed[windowed["step"].isin(last)]
     bider = final[(final["level"] == level) & final["window"].isin(WINDOWS)]
     rows = []
     for metric in CURVE_METRICS:
         rows += compare_groups(canary_means(end[end["window"] == "early"], metric),
-                               canary_means(end[end["window"] == "late"], metric), sizes=sizes,
+                               canary_means(end[end["window"] == "late"], metric), sizes=every,
                                label="early vs late", metrics_name=metric, n_resamples=n_resamples, seed=seed)
     rows += compare_groups(canary_means(bider[bider["window"] == "early"], "biderman"),
-                           canary_means(bider[bider["window"] == "late"], "biderman"), sizes=sizes,
+                           canary_means(bider[bider["window"] == "late"], "biderman"), sizes=every,
                            label="early vs late", metrics_name="biderman", n_resamples=n_resamples, seed=seed)
     before = screen[screen["step"] < spans["late"][0]]
     late = before[(before["window"] == "late") & (before["level"] == level)]
     controls = before[before["level"] == 0]
     for metric in CURVE_METRICS:
-        rows += compare_groups(canary_means(late, metric), canary_means(controls, metric), sizes=sizes,
+        rows += compare_groups(canary_means(late, metric), canary_means(controls, metric), sizes=every,
                                label="late before window vs controls", metrics_name=metric,
                                n_resamples=n_resamples, seed=seed)
-    out = pd.DataFrame(rows)
-    for _, group in out.groupby("test", sort=False):
-        out.loc[group.index, "p_holm"] = holm(group["p"])
-    return out
+    return with_holm(pd.DataFrame(rows))
+
+
+def with_holm(tests: pd.DataFrame) -> pd.DataFrame:
+    """`tests` with `p_holm`: Holm-adjusted p within each value of the `test` column (a family)."""
+    tests = tests.copy()
+    for _, group in tests.groupby("test", sort=False):
+        tests.loc[group.index, "p_holm"] = holm(group["p"])
+    return tests
+
+
+def sign_flip_p(diffs: Sequence[float], *, n_resamples: int = 9999, seed: int = 0) -> float:
+    """Two-sided sign-flip permutation p of mean(diffs) = 0 (paired differences; exact when 2^n <= n_resamples)."""
+    from scipy.stats import permutation_test
+
+    x = np.asarray(diffs, dtype=float)
+    if len(x) == 0 or np.all(x == 0):
+        return 1.0
+    result = permutation_test((x,), np.mean, permutation_type="samples", vectorized=True, n_resamples=n_resamples,
+                              alternative="two-sided", rng=np.random.default_rng(seed))
+    return float(result.pvalue)
+
+
+def decay_tests(screen: pd.DataFrame, *, sizes: Sequence[str], steps: Sequence[int], decay_start: int,
+                levels: Sequence[int], n_last: int = 3, n_resamples: int = 9999, seed: int = 0) -> pd.DataFrame:
+    """Per size x level (window `all`) x metric: the last `n_last` checkpoints of the constant-LR phase
+    (steps <= `decay_start`) vs the last `n_last` of training, paired per canary (mean over seeds), with a
+    two-sided sign-flip permutation test; Holm over every row."""
+    pre = [s for s in sorted(steps) if s <= decay_start][-n_last:]
+    post = sorted(steps)[-n_last:]
+    rows = []
+    for size in sizes:
+        for level in levels:
+            cell = screen[(screen["size"] == size) & (screen["window"] == "all") & (screen["level"] == level)]
+            for metric in CURVE_METRICS:
+                a = cell[cell["step"].isin(pre)].groupby("id")[metric].mean()
+                b = cell[cell["step"].isin(post)].groupby("id")[metric].mean()
+                diffs = (b - a).to_numpy()
+                rows.append({"size": size, "level": int(level), "metric": metric, "n": len(diffs), "pre": a.mean(),
+                             "post": b.mean(), "diff": float(diffs.mean()), "test": "decay",
+                             "p": sign_flip_p(diffs, n_resamples=n_resamples, seed=seed)})
+    return with_holm(pd.DataFrame(rows))
 
 
 def window_track(curves: pd.DataFrame, *, steps: Sequence[int], spans: dict, level: int, n_last: int = 3) -> pd.DataFrame:
@@ -200,6 +247,7 @@ class Checkpoints:
     curves: pd.DataFrame  # across seeds: mean and t-interval per size x window x level x step
     tirumala: pd.DataFrame  # `tirumala_table`
     tests: pd.DataFrame  # `forgetting_tests`
+    decay: pd.DataFrame  # `decay_tests`
     track: pd.DataFrame  # `window_track`
     agreement: tuple[int, int]  # final step: canaries whose screen exact match equals the greedy one, of all
     settings: dict
@@ -209,12 +257,13 @@ def checkpoint_runs(profile: str, *, k: int, m: int, curve_levels: Sequence[int]
                     threshold: float, n_last: int = 3, n_resamples: int = 9999, seed: int = 0,
                     screen_batch_size: int = 64, batch_size: int = 32, progress: bool = False) -> Checkpoints:
     """Screen every canary at every checkpoint of every size and seed, extract at the final step; curves,
-    steps-to-reach, early/late forgetting tests and the pre-window check."""
+    steps-to-reach, the LR-decay comparison, early/late forgetting tests and the pre-window check."""
     from ..organisms import zoo
 
     sizes, seeds = built_sizes(profile, progress)
     steps, spans = zoo.checkpoint_steps(profile), zoo.window_steps(profile)
-    screen = screen_runs(profile, k=k, m=m, steps=steps, batch_size=screen_batch_size, progress=progress)
+    screen = screen_runs(profile, k=k, m=m, steps=steps, curve_levels=curve_levels, window_level=window_level,
+                         batch_size=screen_batch_size, progress=progress)
     final = final_extraction(profile, k=k, m=m, batch_size=batch_size, progress=progress)
     per_seed, curves = seed_curves(screen)
     both = screen[screen["step"] == steps[-1]].merge(final[["size", "seed", "id", "exact_match"]],
@@ -222,11 +271,15 @@ def checkpoint_runs(profile: str, *, k: int, m: int, curve_levels: Sequence[int]
     agreement = (int((both["exact_match"] == both["exact_match_greedy"]).sum()), len(both))
     settings = {"k": k, "m": m, "curve_levels": list(curve_levels), "window_level": window_level,
                 "threshold": threshold, "n_last": n_last, "n_resamples": n_resamples}
-    return Checkpoints(sizes, seeds, steps, spans, zoo.decay_start_step(profile), screen, final, per_seed, curves,
-                       tirumala_table(per_seed, levels=curve_levels, steps=steps, threshold=threshold, n_last=n_last),
+    decay_start = zoo.decay_start_step(profile)
+    return Checkpoints(sizes, seeds, steps, spans, decay_start, screen, final, per_seed, by_size(curves, sizes),
+                       by_size(tirumala_table(per_seed, levels=curve_levels, steps=steps, threshold=threshold,
+                                              n_last=n_last), sizes),
                        forgetting_tests(screen, final, sizes=sizes, steps=steps, spans=spans, level=window_level,
                                         n_last=n_last, n_resamples=n_resamples, seed=seed),
-                       window_track(curves, steps=steps, spans=spans, level=window_level, n_last=n_last),
+                       decay_tests(screen, sizes=sizes, steps=steps, decay_start=decay_start, levels=curve_levels,
+                                   n_last=n_last, n_resamples=n_resamples, seed=seed),
+                       by_size(window_track(curves, steps=steps, spans=spans, level=window_level, n_last=n_last), sizes),
                        agreement, settings)
 
 
@@ -265,6 +318,13 @@ def checkpoint_numbers(ckpt: Checkpoints) -> dict[str, object]:
         numbers[f"Ckpt{key}Significant"] = int((sub["p_holm"] < 0.05).sum())
         numbers[f"Ckpt{key}MinPHolm"] = f"{sub['p_holm'].min():.2g}"
         numbers[f"Ckpt{key}MaxAbsDiff"] = format_number(sub["diff"].abs().max(), 3)
+    pre = [step for step in ckpt.steps if step <= ckpt.decay_start][-s["n_last"]:]
+    numbers |= {"CkptPreFirst": pre[0], "CkptPreLast": pre[-1], "CkptDecayTests": len(ckpt.decay),
+                "CkptDecaySignificant": int((ckpt.decay["p_holm"] < 0.05).sum())}
+    for r in ckpt.decay.to_dict("records"):
+        name = f"CkptDecay{CURVE_METRICS[r['metric']]}{macro_key(r['size'])}L{macro_key(str(r['level']))}"
+        numbers[name + "Pre"], numbers[name + "Post"] = format_number(r["pre"]), format_number(r["post"])
+        numbers[name + "PHolm"] = f"{r['p_holm']:.2g}"
     for r in ckpt.track.to_dict("records"):
         name = f"Ckpt{r['what'].capitalize()}{macro_key(r['size'])}"
         numbers[name + "End"] = format_number(r["end"], 3)

@@ -47,6 +47,12 @@ def final_extraction(profile: str, *, k: int, m: int, batch_size: int = 32, prog
     return runs.assign(biderman=runs["token_match"], exact_match=runs["exact_match"].astype(float))
 
 
+def by_size(frame: pd.DataFrame, sizes: Sequence[str]) -> pd.DataFrame:
+    """`frame` with its rows ordered by the `size` column in the order of `sizes` (smallest first), stably."""
+    order = frame["size"].map({size: i for i, size in enumerate(sizes)})
+    return frame.iloc[np.argsort(order.to_numpy(), kind="stable")].reset_index(drop=True)
+
+
 def size_params(runs: pd.DataFrame) -> dict[str, int]:
     """Non-embedding parameters per size, from the `size` and `params` columns of a run frame."""
     return {size: int(params) for size, params in zip(runs["size"], runs["params"])}
@@ -129,8 +135,8 @@ def duplication_runs(profile: str, *, k: int, m: int, n_boot: int, trend_levels:
     sizes, seeds = built_sizes(profile, progress)
     runs = final_extraction(profile, k=k, m=m, batch_size=batch_size, progress=progress)
     runs = runs[runs["window"] == "all"].reset_index(drop=True)
-    per_seed, rates = level_rates(runs, n_boot=n_boot, seed=seed)
-    fits = laws.dose_fits(runs, list(METRICS))
+    per_seed, rates = (by_size(frame, sizes) for frame in level_rates(runs, n_boot=n_boot, seed=seed))
+    fits = by_size(laws.dose_fits(runs, list(METRICS)), sizes)
     params = size_params(runs)
     trends = size_trends(per_seed, levels=trend_levels, params=params, n_resamples=n_resamples, seed=seed)
     info = zoo.zoo_info(profile)
@@ -139,10 +145,10 @@ def duplication_runs(profile: str, *, k: int, m: int, n_boot: int, trend_levels:
 
 
 def model_comparison(fits: pd.DataFrame) -> pd.DataFrame:
-    """Per size x metric: held-out log-likelihood per canary of each model and the best one (wide)."""
+    """Per size x metric (in the order of `fits`): held-out log-likelihood per canary of each model and the best."""
     wide = fits.pivot_table(index=["size", "metric"], columns="model", values="heldout_ll_per", sort=False)
     wide["best"] = wide.idxmax(axis=1)
-    return wide.reset_index()
+    return wide.reset_index().rename_axis(columns=None)
 
 
 def dup_fits_table(dup: Duplication) -> tuple[pd.DataFrame, str]:
