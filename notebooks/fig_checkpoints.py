@@ -19,11 +19,10 @@
 # Every size and seed of the zoo is checkpointed. At each checkpoint the canaries are screened by one
 # teacher-forced pass: the share of the m suffix tokens whose argmax is the true token (Tirumala et al.'s
 # memorization) and greedy exact match (every argmax right: greedy equals the suffix up to the first
-# wrong one). (a, b) Canaries with many
-# copies, one line per size (mean over seeds, band: t-interval across seeds); end values average the
-# last checkpoints. (c) Canaries whose copies all fall in an early or a late window (both inside the
-# constant-LR phase): is the early one forgotten by the end, and were the late ones at control level
-# before their window opened? And what does the LR decay add? Permutation tests over canaries (Holm).
+# wrong one). (a, b) Canaries with many copies, one line per size (mean over seeds, band: t-interval
+# across seeds); end values average the last checkpoints; the LR decay's effect. (c) Canaries whose
+# copies all fall in an early or a late window (both in the constant-LR phase): is the early one
+# forgotten, and were the late ones at control level before their window? Permutation tests (Holm).
 # Driver: `memkit.paper.checkpoint_runs`.
 #
 # Outputs (into `out_dir`): `fig_checkpoints.pdf/.png`, `numbers_fig_checkpoints.tex`.
@@ -75,7 +74,7 @@ ckpt.tirumala.round(3)
 display(ckpt.decay.round(4), ckpt.tests.round(4), ckpt.track.round(3))
 
 # %% [markdown]
-# ## Figure
+# ## Figure and the numbers quoted in the paper
 
 # %%
 plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 6.5})
@@ -112,11 +111,6 @@ for ax in axes:
     ax.grid(alpha=0.3, lw=0.5)
 report.save_figure(fig, out, NAME)
 plt.close(fig)
-
-# %% [markdown]
-# ## Numbers quoted in the paper
-
-# %%
 numbers = checkpoint_runs.checkpoint_numbers(ckpt)
 report.write_macros(out / f"numbers_{NAME}.tex", numbers, source=NAME)
 pd.Series(numbers, dtype=str).sort_index().to_frame("value")

@@ -262,11 +262,13 @@ def dup_numbers(dup: Duplication, *, k: int, m: int, n_boot: int) -> dict[str, o
         "DupCanaryTokenShare": format_number(100 * data["canary_token_fraction"], 0),
         "DupAnyControlExact": int(runs[runs["level"] == 0]["exact_match"].sum()),
         "DupControlRuns": int((runs["level"] == 0).sum()),
+        "DupFirstExactLevel": int(runs.loc[runs["exact_match"] > 0, "level"].min()) if runs["exact_match"].any() else "--",
         "DupMaxControlBiderman": format_number(dup.rates[dup.rates["level"] == 0]["biderman"].max(), 3)}
     numbers |= _rate_macros(dup) | _fit_macros(dup) | _trend_macros(dup)
     losses = laws.across_seeds(dup.losses.assign(n=1), ["heldout_loss"], by=("size",)).set_index("size")
     for size in dup.sizes:
         numbers["DupLoss" + macro_key(size)] = format_number(losses.loc[size, "heldout_loss"], 3)
+        numbers[f"Dup{macro_key(size)}Params"] = format_params(params[size])
     sweep = lr_sweep(dup.info)
     numbers["DupSweepEdge"] = int(sweep["edge"].sum())
     numbers["DupSweepSteps"] = int(sweep["sweep_steps"].iloc[0])
