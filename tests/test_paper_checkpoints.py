@@ -54,8 +54,14 @@ def test_first_reach_and_tirumala_table():
 def test_forgetting_tests_and_pre_window_check():
     screen = _screen()
     tests = cr.forgetting_tests(screen, _final(screen), sizes=["a"], steps=STEPS, spans=SPANS, level=16, n_last=3)
-    assert tests["test"].tolist() == ["early vs late"] * 6 + ["late before window vs controls"] * 4
-    assert tests["size"].tolist() == ["a", "all"] * 5  # `all`: canary means over sizes (one here: the same)
+    assert tests["test"].tolist() == (["early vs late"] * 6 + ["late before window vs controls"] * 4
+                                      + ["after window vs end"] * 4)
+    assert tests["size"].tolist() == ["a", "all"] * 7  # `all`: canary means over sizes (one here: the same)
+    drop = tests[tests["test"] == "after window vs end"]
+    # early: 1.0 at step 10 (its window closed), 0.5 at steps 20-40; two canaries, both -0.5: sign flips p = 2 / 4
+    assert drop["window"].tolist() == ["early", "early", "late", "late"]
+    assert drop["diff"].tolist() == pytest.approx([-0.5, -0.5, 2.125 / 3 - 1, 2.125 / 3 - 1])
+    assert drop["p"].tolist() == pytest.approx([0.5] * 4) and drop["p_holm"].tolist() == pytest.approx([1.0] * 4)
     tf = tests.iloc[0]
     assert tests.iloc[1][["mean_a", "mean_b", "p"]].tolist() == tf[["mean_a", "mean_b", "p"]].tolist()
     # end (steps 20-40): early 0.5 every step; late (0.125 + 1 + 1) / 3; two canaries each: exact p = 2 / C(4, 2)
@@ -107,3 +113,6 @@ def test_window_track_and_numbers():
     assert numbers["CkptBeforeExactADiff"] == "0.000" and numbers["CkptForgetTests"] == 6
     assert numbers["CkptBeforeSignificant"] == 0 and numbers["CkptEarlyAAfter"] == "1.000"
     assert numbers["CkptControlsAEnd"] == "0.125" and "CkptControlsAAfter" not in numbers
+    assert numbers["CkptDropEarlyADiff"] == "-0.500" and numbers["CkptDropTests"] == 4
+    assert numbers["CkptEarlyAfterMax"] == "1.000" and numbers["CkptControlsEndMin"] == "0.125"
+    assert numbers["CkptTfLSixFourMax"] == "0.56" and numbers["CkptDecayTfTests"] == 1

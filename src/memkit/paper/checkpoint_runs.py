@@ -147,9 +147,10 @@ def compare_groups(a: pd.Series, b: pd.Series, *, sizes: Sequence[str], label: s
 def forgetting_tests(screen: pd.DataFrame, final: pd.DataFrame, *, sizes: Sequence[str], steps: Sequence[int],
                      spans: dict, level: int, n_last: int = 3, n_resamples: int = 9999, seed: int = 0) -> pd.DataFrame:
     """Early vs late window canaries (`level` copies) at the end of training (last `n_last` checkpoints;
-    Biderman at the final step) and, before the late window opens, late canaries vs the controls; one
-    two-sided permutation test per size x metric over canary means (mean over seeds), plus `all` sizes
-    (canary means over sizes and seeds); Holm within each of the two families."""
+    Biderman at the final step) and, before the late window opens, late canaries vs the controls (two-sided
+    permutation tests over canary means, mean over seeds); each window's canaries at the first checkpoint
+    after it closed vs at the end (tf accuracy, paired sign-flip test). Per size and for `all` sizes (canary
+    means over sizes and seeds); Holm within each of the three families (`test`)."""
     last, every = sorted(steps)[-n_last:], [*sizes, "all"]
     screen, final = (pd.concat([f, f.assign(size="all")], ignore_index=True) for f in (screen, final))
     windowed = screen[(screen["level"] == level) & screen["window"].isin(WINDOWS)]
@@ -170,6 +171,17 @@ def forgetting_tests(screen: pd.DataFrame, final: pd.DataFrame, *, sizes: Sequen
         rows += compare_groups(canary_means(late, metric), canary_means(controls, metric), sizes=every,
                                label="late before window vs controls", metrics_name=metric,
                                n_resamples=n_resamples, seed=seed)
+    for window in WINDOWS:
+        after = min(step for step in steps if step >= spans[window][1])
+        cells = windowed[windowed["window"] == window]
+        for size in every:
+            cell = cells[cells["size"] == size]
+            a = cell[cell["step"] == after].groupby("id")["tf_accuracy"].mean()
+            b = cell[cell["step"].isin(last)].groupby("id")["tf_accuracy"].mean()
+            rows.append({"size": size, "test": "after window vs end", "metric": "tf_accuracy", "window": window,
+                         "n_a": len(a), "n_b": len(b), "mean_a": float(a.mean()), "mean_b": float(b.mean()),
+                         "diff": float((b - a).mean()), "p": sign_flip_p((b - a).to_numpy(), n_resamples=n_resamples,
+                                                                         seed=seed)})
     return with_holm(pd.DataFrame(rows))
 
 
@@ -312,7 +324,11 @@ def checkpoint_numbers(ckpt: Checkpoints) -> dict[str, object]:
         numbers[name + "A"], numbers[name + "B"] = format_number(r["mean_a"], 3), format_number(r["mean_b"], 3)
         numbers[name + "Diff"] = format_number(r["diff"], 3)
         numbers[name + "P"], numbers[name + "PHolm"] = f"{r['p']:.2g}", f"{r['p_holm']:.2g}"
-    for test, key in (("early vs late", "Forget"), ("late before window vs controls", "Before")):
+    for r in ckpt.tests[ckpt.tests["test"] == "after window vs end"].to_dict("records"):
+        name = f"CkptDrop{r['window'].capitalize()}{macro_key(r['size'])}"
+        numbers[name + "Diff"], numbers[name + "PHolm"] = format_number(r["diff"], 3), f"{r['p_holm']:.2g}"
+    for test, key in (("early vs late", "Forget"), ("late before window vs controls", "Before"),
+                      ("after window vs end", "Drop")):
         sub = ckpt.tests[ckpt.tests["test"] == test]
         numbers[f"Ckpt{key}Tests"] = len(sub)
         numbers[f"Ckpt{key}Significant"] = int((sub["p_holm"] < 0.05).sum())
@@ -321,6 +337,20 @@ def checkpoint_numbers(ckpt: Checkpoints) -> dict[str, object]:
     pre = [step for step in ckpt.steps if step <= ckpt.decay_start][-s["n_last"]:]
     numbers |= {"CkptPreFirst": pre[0], "CkptPreLast": pre[-1], "CkptDecayTests": len(ckpt.decay),
                 "CkptDecaySignificant": int((ckpt.decay["p_holm"] < 0.05).sum())}
+    for metric, key in CURVE_METRICS.items():
+        sub = ckpt.decay[ckpt.decay["metric"] == metric]
+        numbers[f"CkptDecay{key}Tests"] = len(sub)
+        numbers[f"CkptDecay{key}Significant"] = int((sub["p_holm"] < 0.05).sum())
+        numbers[f"CkptDecay{key}MaxPHolm"] = f"{sub['p_holm'].max():.2g}"
+    for level, sub in ckpt.tirumala.groupby("level"):
+        for metric, key in CURVE_METRICS.items():
+            numbers[f"Ckpt{key}L{macro_key(str(level))}Min"] = format_number(sub[metric].min())
+            numbers[f"Ckpt{key}L{macro_key(str(level))}Max"] = format_number(sub[metric].max())
+    for what, sub in ckpt.track.groupby("what"):
+        for col in ("after", "end"):
+            if sub[col].notna().any():
+                numbers[f"Ckpt{what.capitalize()}{col.capitalize()}Min"] = format_number(sub[col].min(), 3)
+                numbers[f"Ckpt{what.capitalize()}{col.capitalize()}Max"] = format_number(sub[col].max(), 3)
     for r in ckpt.decay.to_dict("records"):
         name = f"CkptDecay{CURVE_METRICS[r['metric']]}{macro_key(r['size'])}L{macro_key(str(r['level']))}"
         numbers[name + "Pre"], numbers[name + "Post"] = format_number(r["pre"]), format_number(r["post"])

@@ -163,10 +163,15 @@ def dup_fits_table(dup: Duplication) -> tuple[pd.DataFrame, str]:
             held = {m: fits.loc[(size, metric, m), "heldout_ll_per"] for m in MODEL_KEYS}
             best = max(held, key=held.get)
             cells = {m: (f"\\textbf{{{v:.3f}}}" if m == best else f"{v:.3f}") for m, v in held.items()}
-            rows.append({"rate": label, "params": format_params(params[size]),
-                         "logistic": f"{lr.slope:.2f} [{lr.slope_lo:.2f}, {lr.slope_hi:.2f}]",
-                         "loglinear": f"{ll.slope:.3f} [{ll.slope_lo:.3f}, {ll.slope_hi:.3f}]",
-                         "tau": f"{2 ** th.tau:.0f}", **{f"ll_{m}": cells[m] for m in MODEL_KEYS}})
+            inserted = dup.runs[(dup.runs["size"] == size) & (dup.runs["level"] > 0)]
+            if inserted[metric].astype(float).sum() == 0:  # nothing extracted: no slope or step to speak of
+                slopes = {"logistic": "--", "loglinear": "--", "tau": "--"}
+            else:
+                slopes = {"logistic": f"{lr.slope:.2f} [{lr.slope_lo:.2f}, {lr.slope_hi:.2f}]",
+                          "loglinear": f"{ll.slope:.3f} [{ll.slope_lo:.3f}, {ll.slope_hi:.3f}]",
+                          "tau": f"{2 ** th.tau:.0f}"}
+            rows.append({"rate": label, "params": format_params(params[size]), **slopes,
+                         **{f"ll_{m}": cells[m] for m in MODEL_KEYS}})
     table = pd.DataFrame(rows)
     table.columns = ["rate", "params", "logistic slope", "log-linear slope", "step at", "LL logistic",
                      "LL log-linear", "LL step"]
@@ -174,7 +179,8 @@ def dup_fits_table(dup: Duplication) -> tuple[pd.DataFrame, str]:
     caption = (f"Dose--response fits per size on the inserted canaries at the final step ({n} canary outcomes per "
                f"size: {n // len(dup.seeds)} canaries $\\times$ {len(dup.seeds)} seeds). Slopes are per doubling "
                f"of the copies (logistic: log-odds; log-linear: rate), fitted on all seeds pooled, with a "
-               f"t-interval over the {len(dup.seeds)} per-seed fits (centred on their mean). Step: the best "
+               f"t-interval over the {len(dup.seeds)} per-seed fits (centred on their mean; a weak ridge keeps "
+               f"separable fits finite; --: nothing extracted). Step: the best "
                f"threshold model (copies at which the rate jumps). LL: leave-one-seed-out log-likelihood per canary (fit on the other "
                f"{len(dup.seeds) - 1} seed(s), scored on the held-out seed; for the Biderman score a Bernoulli "
                f"quasi-likelihood); bold: the best model.")
