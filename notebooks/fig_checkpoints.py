@@ -86,15 +86,15 @@ for ax, metric, title in ((axes[0], "tf_accuracy", "(a) teacher-forced accuracy"
         for size in sizes:
             sub = curves[(curves["size"] == size) & (curves["window"] == "all") & (curves["level"] == level)]
             ax.plot(sub["step"], sub[metric], style, marker="o", ms=2, lw=0.9, color=colors[size],
-                    label=f"{format_params(params[size])}" if level == curve_levels[-1] else None)
+                    label=format_params(params[size]) if level == curve_levels[-1] else None)
             ax.fill_between(sub["step"], sub[metric + "_lo"].clip(0), sub[metric + "_hi"].clip(upper=1),
-                            color=colors[size], alpha=0.12, lw=0)
+                            color=colors[size], alpha=0.08, lw=0)
     ax.axvline(ckpt.decay_start, color="0.5", lw=0.6, ls="--")
     ax.set(xlabel="training step", ylabel="mean over seeds", ylim=(-0.02, 1.02),
            title=f"{title}, {' / '.join(map(str, curve_levels))} copies")
-    ax.text(0.98, 0.02, ", ".join(f"{lv}: {ls}" for lv, ls in zip(curve_levels, ("dotted", "solid", "dashed"))),
-            transform=ax.transAxes, ha="right", va="bottom", fontsize=5.5)
-    ax.legend(frameon=False, title="non-emb. params", fontsize=5.5)
+axes[0].text(0.98, 0.02, ", ".join(f"{lv}: {ls}" for lv, ls in zip(curve_levels, ("dotted", "solid", "dashed"))),
+             transform=axes[0].transAxes, ha="right", va="bottom", fontsize=5.5)
+axes[1].legend(frameon=False, title="non-emb. params", fontsize=5.5, loc="upper left")
 for window, color in (("early", "C0"), ("late", "C3")):
     axes[2].axvspan(*spans[window], color=color, alpha=0.08, lw=0)
     for i, size in enumerate(sizes):

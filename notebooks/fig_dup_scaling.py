@@ -83,8 +83,9 @@ seed_bars = lambda d, c: [d[c] - d[c + "_lo"].clip(0), d[c + "_hi"].clip(upper=1
 for ax, metric, title in ((axes[0], "exact_match", "(a) exact match"), (axes[1], "biderman", "(b) Biderman score")):
     for i, size in enumerate(sizes):
         sub = rates[rates["size"] == size].sort_values("level")
-        ax.errorbar([pos[lv] + (i - len(sizes) / 2) * 0.08 for lv in sub["level"]], sub[metric], yerr=seed_bars(sub, metric),
-                    fmt="o", ms=3, lw=0.8, capsize=1.5, color=colors[size], label=format_params(params[size]))
+        x = [pos[lv] + (i - len(sizes) / 2) * 0.08 for lv in sub["level"]]  # sizes side by side
+        ax.errorbar(x, sub[metric], yerr=seed_bars(sub, metric), fmt="o", ms=3, lw=0.8, capsize=1.5, color=colors[size],
+                    label=format_params(params[size]))
         ax.plot(*dup_runs.rate_curve(dup, size, metric), "-", lw=0.8, color=colors[size])
     ax.set_xticks([pos[lv] for lv in levels], ["0\n(ctrl)" if lv == 0 else str(lv) for lv in levels])
     ax.set(xlabel="copies in the training stream", ylabel="rate (mean over seeds)", title=title, ylim=(-0.04, 1.04))
@@ -95,11 +96,12 @@ for j, level in enumerate(trend_levels):
         axes[2].errorbar(sub["p"], sub[metric], yerr=seed_bars(sub, metric), fmt=style, ms=3, lw=0.8, capsize=1.5,
                          color=plt.cm.magma(0.2 + 0.6 * j / len(trend_levels)),
                          label=f"{level}, {'exact' if metric == 'exact_match' else 'Biderman'}")
-axes[2].set(xscale="log", xlabel="non-embedding parameters", ylabel="rate (mean over seeds)", ylim=(-0.04, 1.04),
+axes[2].set(xscale="log", xlabel="non-embedding parameters", ylabel="rate (mean over seeds)", ylim=(-0.04, 1.4),
+            yticks=np.linspace(0, 1, 6),
             title="(c) rate vs size at fixed copies")
 axes[2].minorticks_off()
-axes[2].set_xticks(sorted(params.values()), [format_params(p) for p in sorted(params.values())])
-axes[2].legend(frameon=False, fontsize=5.5, ncol=2, title="copies, rate")
+axes[2].set_xticks(sorted(params.values()), [format_params(p) for p in sorted(params.values())], rotation=45)
+axes[2].legend(frameon=False, fontsize=5, ncol=2, loc="upper left")
 for ax in axes:
     ax.grid(alpha=0.3, lw=0.5)
 report.save_figure(fig, out, NAME)

@@ -66,7 +66,8 @@ def cached_screen(lm, samples: Sequence, *, batch_size: int = 64) -> pd.DataFram
 def screened(samples: Sequence, *, curve_levels: Sequence[int], window_level: int) -> list:
     """The canaries the curves and tests need: controls, `all`-window canaries at `curve_levels`, and the
     early / late canaries at `window_level` (the others are not screened along training)."""
-    return [s for s in samples if s.meta["level"] == 0 or (s.meta["window"] == "all" and s.meta["level"] in curve_levels)
+    return [s for s in samples if s.meta["level"] == 0
+            or (s.meta["window"] == "all" and s.meta["level"] in curve_levels)
             or (s.meta["window"] in WINDOWS and s.meta["level"] == window_level)]
 
 
@@ -226,7 +227,8 @@ def decay_tests(screen: pd.DataFrame, *, sizes: Sequence[str], steps: Sequence[i
     return with_holm(pd.DataFrame(rows))
 
 
-def window_track(curves: pd.DataFrame, *, steps: Sequence[int], spans: dict, level: int, n_last: int = 3) -> pd.DataFrame:
+def window_track(curves: pd.DataFrame, *, steps: Sequence[int], spans: dict, level: int,
+                 n_last: int = 3) -> pd.DataFrame:
     """Per size: tf accuracy of the early / late canaries at the first checkpoint after their window closed and
     at the end (mean of the last `n_last` checkpoints), and of the controls at the end (means over seeds)."""
     last = sorted(steps)[-n_last:]
@@ -291,7 +293,8 @@ def checkpoint_runs(profile: str, *, k: int, m: int, curve_levels: Sequence[int]
                                         n_last=n_last, n_resamples=n_resamples, seed=seed),
                        decay_tests(screen, sizes=sizes, steps=steps, decay_start=decay_start, levels=curve_levels,
                                    n_last=n_last, n_resamples=n_resamples, seed=seed),
-                       by_size(window_track(curves, steps=steps, spans=spans, level=window_level, n_last=n_last), sizes),
+                       by_size(window_track(curves, steps=steps, spans=spans, level=window_level, n_last=n_last),
+                               sizes),
                        agreement, settings)
 
 
@@ -305,7 +308,8 @@ def checkpoint_numbers(ckpt: Checkpoints) -> dict[str, object]:
         "CkptNLast": s["n_last"], "CkptLastFirst": last[0], "CkptDecayStart": ckpt.decay_start,
         "CkptEarlyStart": ckpt.spans["early"][0], "CkptEarlyEnd": ckpt.spans["early"][1],
         "CkptLateStart": ckpt.spans["late"][0], "CkptLateEnd": ckpt.spans["late"][1],
-        "CkptWindowLevel": s["window_level"], "CkptNWindow": int(windowed.groupby(["size", "seed", "step"]).size().min()),
+        "CkptWindowLevel": s["window_level"],
+        "CkptNWindow": int(windowed.groupby(["size", "seed", "step"]).size().min()),
         "CkptNSeeds": len(ckpt.seeds), "CkptThreshold": format_number(s["threshold"]),
         "CkptAgree": ckpt.agreement[0], "CkptAgreeOf": ckpt.agreement[1],
         "CkptNControls": int(ckpt.screen[(ckpt.screen["level"] == 0)]["id"].nunique())}

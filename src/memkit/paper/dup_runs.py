@@ -181,7 +181,8 @@ def dup_fits_table(dup: Duplication) -> tuple[pd.DataFrame, str]:
                f"of the copies (logistic: log-odds; log-linear: rate), fitted on all seeds pooled, with a "
                f"t-interval over the {len(dup.seeds)} per-seed fits (centred on their mean; a weak ridge keeps "
                f"separable fits finite; --: nothing extracted). Step: the best "
-               f"threshold model (copies at which the rate jumps). LL: leave-one-seed-out log-likelihood per canary (fit on the other "
+               f"threshold model (copies at which the rate jumps). LL: leave-one-seed-out log-likelihood per "
+               f"canary (fit on the other "
                f"{len(dup.seeds) - 1} seed(s), scored on the held-out seed; for the Biderman score a Bernoulli "
                f"quasi-likelihood); bold: the best model.")
     return table, caption
@@ -261,14 +262,16 @@ def dup_numbers(dup: Duplication, *, k: int, m: int, n_boot: int) -> dict[str, o
         "DupNCanaries": int(runs["id"].nunique()), "DupNControls": int(per_level.loc[0]),
         "DupNPerLevel": int(per_level.drop(0).max()), "DupNTopLevel": int(per_level.iloc[-1]),
         "DupTopLevel": int(per_level.index[-1]),
-        "DupSmallestParams": format_params(min(params.values())), "DupLargestParams": format_params(max(params.values())),
+        "DupSmallestParams": format_params(min(params.values())),
+        "DupLargestParams": format_params(max(params.values())),
         "DupParamRatio": format_number(max(params.values()) / min(params.values()), 0),
         "DupTrainSeconds": format_number(seconds, 0), "DupTrainMinutes": format_number(seconds / 60, 1),
         "DupSteps": dup.final_step, "DupStreamTokens": f"{data['stream_tokens']:,}",
         "DupCanaryTokenShare": format_number(100 * data["canary_token_fraction"], 0),
         "DupAnyControlExact": int(runs[runs["level"] == 0]["exact_match"].sum()),
         "DupControlRuns": int((runs["level"] == 0).sum()),
-        "DupFirstExactLevel": int(runs.loc[runs["exact_match"] > 0, "level"].min()) if runs["exact_match"].any() else "--",
+        "DupFirstExactLevel": int(runs.loc[runs["exact_match"] > 0, "level"].min()) if runs["exact_match"].any()
+        else "--",
         "DupMaxControlBiderman": format_number(dup.rates[dup.rates["level"] == 0]["biderman"].max(), 3)}
     numbers |= _rate_macros(dup) | _fit_macros(dup) | _trend_macros(dup)
     losses = laws.across_seeds(dup.losses.assign(n=1), ["heldout_loss"], by=("size",)).set_index("size")
