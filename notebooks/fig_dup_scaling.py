@@ -112,6 +112,8 @@ report.write_table(table, out / "tab_dup_fits.tex", source=NAME, escape=False, c
 sweep, sweep_caption = dup_runs.lr_sweep_table(dup.info)
 report.write_table(sweep, out / "tab_lr_sweep.tex", source=NAME, escape=False, caption=sweep_caption,
                    column_format="l" + "r" * (sweep.shape[1] - 2) + "l", label="tab:lr-sweep")
+for name in ("tab_dup_fits", "tab_lr_sweep"):
+    report.fit_float(out / f"{name}.tex", font=r"\small")  # centred, scaled to the text width
 numbers = dup_runs.dup_numbers(dup, k=k, m=m, n_boot=n_boot)
 report.write_macros(out / f"numbers_{NAME}.tex", numbers, source=NAME)
 shown = {key: value for key, value in numbers.items() if "Train" not in key}  # wall times vary: not in the output
