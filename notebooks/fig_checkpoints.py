@@ -14,16 +14,16 @@
 # ---
 
 # %% [markdown]
-# # Figure — memorization across training checkpoints; are early insertions forgotten?
+# # Figure — memorization along training (Tirumala et al. 2022) and forgetting under a constant LR
 #
-# Every size of the zoo (`memkit.organisms.zoo`) is checkpointed during training. At each checkpoint
-# every canary is prompted with its first k tokens (greedy, m tokens). (a) When do canaries become
-# extractable, per duplication level? (b) Canaries whose copies all sit in the first quarter of
-# training (`early` window) or in the last quarter (`late`): the Hubble suite found that text seen
-# only early is largely forgotten by the end, text seen late is remembered. (c) Per size: early
-# canaries right after their window and at the end, late canaries at the end, never-seen controls.
-# Onsets come from `memkit.organisms.laws.extraction_onsets`; the runs and numbers from
-# `memkit.paper.organism_runs`.
+# Every size and seed of the zoo is checkpointed. At each checkpoint the canaries are screened by one
+# teacher-forced pass: the share of the m suffix tokens whose argmax is the true token (Tirumala et al.'s
+# memorization) and greedy exact match (every argmax right: greedy equals the suffix up to the first
+# wrong one). (a, b) Canaries with many copies, one line per size (mean over seeds, band: t-interval
+# across seeds); end values average the last checkpoints; the LR decay's effect. (c) Canaries whose
+# copies all fall in an early or a late window (both in the constant-LR phase): is the early one
+# forgotten, and were the late ones at control level before their window? Permutation tests (Holm).
+# Driver: `memkit.paper.checkpoint_runs`.
 #
 # Outputs (into `out_dir`): `fig_checkpoints.pdf/.png`, `numbers_fig_checkpoints.tex`.
 # Defaults are smoke settings; paper settings: `params/fig_checkpoints.yml`.
@@ -32,8 +32,12 @@
 profile = "smoke"  # zoo profile, built here if missing
 k = 32
 m = 32
-window_level = 16  # duplication level of the early/late canaries shown in (b) (the profile must have them)
-batch_size = 32
+curve_levels = [64, 256]  # duplication levels of the curves in (a) and (b)
+window_level = 16  # duplication level of the early/late canaries (the profile must have them)
+threshold = 0.5  # "steps to reach": first checkpoint where a seed's mean reaches this
+n_last = 3  # end-of-training values: mean of the last n_last checkpoints
+n_resamples = 9999  # permutations per test
+batch_size = 32  # final-step greedy extraction (the cache entry fig_dup_scaling uses)
 progress = False
 out_dir = "build/smoke/fig_checkpoints"
 
@@ -43,84 +47,70 @@ from memkit.paper import nb
 out = nb.setup(out_dir, threads=1)  # quiet, matplotlib Agg, torch threads, output folder
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
-from memkit.paper import organism_runs, report
+from memkit.paper import checkpoint_runs, report
 from memkit.paper.report import format_params
 
 NAME = "fig_checkpoints"
 
 # %% [markdown]
-# ## Extraction at every checkpoint of every size
+# ## Screen of every checkpoint; end values and steps to reach the threshold (Tirumala)
 
 # %%
-ckpt = organism_runs.checkpoint_runs(profile, k=k, m=m, window_level=window_level, batch_size=batch_size,
-                                     progress=progress)
-curves, sizes, spans, params = ckpt.curves, ckpt.sizes, ckpt.spans, organism_runs.size_params(ckpt.runs)
-curves[curves["size"] == sizes[-1]].pivot_table(index=["window", "level"], columns="step", values="biderman").round(2)
+ckpt = checkpoint_runs.checkpoint_runs(profile, k=k, m=m, curve_levels=curve_levels, window_level=window_level,
+                                       threshold=threshold, n_last=n_last, n_resamples=n_resamples,
+                                       batch_size=batch_size, progress=progress)
+curves, sizes, spans = ckpt.curves, ckpt.sizes, ckpt.spans
+params = dict(zip(ckpt.screen["size"], ckpt.screen["params"]))
+print(f"final step: screen exact match agrees with greedy extraction on {ckpt.agreement[0]} of {ckpt.agreement[1]}")
+ckpt.tirumala.round(3)
 
 # %% [markdown]
-# ## Onsets and forgetting (exact match)
+# ## LR decay (end of the constant phase vs end of training); forgetting: early vs late canaries at the end,
+# late canaries vs controls before their window (permutation tests over canaries, Holm per family)
 
 # %%
-ckpt.summary[ckpt.summary["level"] > 0]
+display(ckpt.decay.round(4), ckpt.tests.round(4), ckpt.track.round(3))
 
 # %% [markdown]
-# Biderman score of the windowed canaries (level `window_level`) at the first checkpoint after
-# their window closed and at the last checkpoint, next to the never-seen controls (a graded view of
-# forgetting that does not take a maximum over noisy checkpoints).
-
-# %%
-retention = ckpt.retention
-retention.pivot_table(index="size", columns="what", values="biderman", sort=False).round(3)
-
-# %% [markdown]
-# ## Figure
+# ## Figure and the numbers quoted in the paper
 
 # %%
 plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 6.5})
 fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.5), constrained_layout=True)
-big = curves[curves["size"] == sizes[-1]]
-levels = sorted(big[big["window"] == "all"]["level"].unique())
-for i, level in enumerate(levels):
-    sub = big[(big["window"] == "all") & (big["level"] == level)]
-    axes[0].plot(sub["step"], sub["biderman"], "o-", ms=2.5, lw=0.9, color=plt.cm.magma(0.1 + 0.8 * i / len(levels)),
-                 label="control (0)" if level == 0 else f"{level}")
-axes[0].set(xlabel="training step", ylabel="Biderman score", ylim=(-0.02, 1.02),
-            title=f"(a) {format_params(params[sizes[-1]])}: copies spread over training")
-axes[0].legend(frameon=False, title="copies", ncol=2)
+colors = {s: plt.cm.viridis(i / max(1, len(sizes) - 1)) for i, s in enumerate(sizes)}
+for ax, metric, title in ((axes[0], "tf_accuracy", "(a) teacher-forced accuracy"), (axes[1], "exact_match",
+                                                                                      "(b) exact match")):
+    for level, style in zip(curve_levels, (":", "-", "--")):
+        for size in sizes:
+            sub = curves[(curves["size"] == size) & (curves["window"] == "all") & (curves["level"] == level)]
+            ax.plot(sub["step"], sub[metric], style, marker="o", ms=2, lw=0.9, color=colors[size],
+                    label=format_params(params[size]) if level == curve_levels[-1] else None)
+            ax.fill_between(sub["step"], sub[metric + "_lo"].clip(0), sub[metric + "_hi"].clip(upper=1),
+                            color=colors[size], alpha=0.08, lw=0)
+    ax.axvline(ckpt.decay_start, color="0.5", lw=0.6, ls="--")
+    ax.set(xlabel="training step", ylabel="mean over seeds", ylim=(-0.02, 1.02),
+           title=f"{title}, {' / '.join(map(str, curve_levels))} copies")
+axes[0].text(0.98, 0.02, ", ".join(f"{lv}: {ls}" for lv, ls in zip(curve_levels, ("dotted", "solid", "dashed"))),
+             transform=axes[0].transAxes, ha="right", va="bottom", fontsize=5.5)
+axes[1].legend(frameon=False, title="non-emb. params", fontsize=5.5, loc="upper left")
 for window, color in (("early", "C0"), ("late", "C3")):
-    start, stop = spans[window]
-    axes[1].axvspan(start, stop, color=color, alpha=0.08, lw=0)
+    axes[2].axvspan(*spans[window], color=color, alpha=0.08, lw=0)
     for i, size in enumerate(sizes):
         sub = curves[(curves["size"] == size) & (curves["window"] == window) & (curves["level"] == window_level)]
-        if len(sub):
-            axes[1].plot(sub["step"], sub["biderman"], "o-", ms=2.5, lw=0.9, color=color,
-                         alpha=0.35 + 0.65 * (i + 1) / len(sizes), label=f"{window}, {format_params(params[size])}")
-axes[1].set(xlabel="training step", ylabel="Biderman score", ylim=(-0.02, 1.02),
-            title=f"(b) {window_level} copies, all early or all late")
-axes[1].legend(frameon=False, ncol=2, fontsize=5.5)
-x = np.arange(len(sizes))
-bars = (("early: after window", "C0", 0.3), ("early: final", "C0", 1.0), ("late: after window", "C3", 1.0),
-        ("controls: final", "0.5", 1.0))
-for j, (what, color, alpha) in enumerate(bars):
-    sub = retention[retention["what"] == what].set_index("size").reindex(sizes)
-    axes[2].bar(x + (j - 1.5) * 0.2, sub["biderman"], width=0.19, color=color, alpha=alpha,
-                label=what.replace("late: after window", "late: final"))
-axes[2].set_xticks(x, [format_params(params[s]) for s in sizes])
-axes[2].set(xlabel="non-embedding parameters", ylabel="mean Biderman score",
-            title=f"(c) {window_level}-copy canaries: seen early vs late")
-axes[2].legend(frameon=False, fontsize=5.5)
+        axes[2].plot(sub["step"], sub["tf_accuracy"], "o-", ms=2, lw=0.9, color=color,
+                     alpha=0.3 + 0.7 * (i + 1) / len(sizes), label=f"{window}, {format_params(params[size])}")
+ctrl = curves[(curves["level"] == 0)].groupby("step")["tf_accuracy"].mean()
+axes[2].plot(ctrl.index, ctrl.values, "-", color="0.5", lw=1.2, label="controls (all sizes)")
+axes[2].axvline(ckpt.decay_start, color="0.5", lw=0.6, ls="--")
+axes[2].set(xlabel="training step", ylabel="teacher-forced accuracy", ylim=(-0.02, 1.02),
+            title=f"(c) {window_level} copies, all early or all late")
+axes[2].legend(frameon=False, ncol=2, fontsize=4.5)
 for ax in axes:
     ax.grid(alpha=0.3, lw=0.5)
 report.save_figure(fig, out, NAME)
 plt.close(fig)
-
-# %% [markdown]
-# ## Numbers quoted in the paper
-
-# %%
-numbers = organism_runs.checkpoint_numbers(ckpt, window_level=window_level)
+numbers = checkpoint_runs.checkpoint_numbers(ckpt)
 report.write_macros(out / f"numbers_{NAME}.tex", numbers, source=NAME)
 pd.Series(numbers, dtype=str).sort_index().to_frame("value")

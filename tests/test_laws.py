@@ -52,11 +52,13 @@ def test_leave_one_seed_out_on_a_hand_computed_case():
 
 
 def test_size_trend_exact_p_on_a_known_case():
-    # 2 seeds x 3 sizes, strictly increasing in both: only the identity relabelling (and none reversed) reaches
-    # |rho| = 1 -> p = 2 / 36 (the reversed order in both blocks gives rho = -1)
-    per_seed = pd.DataFrame({"seed": [0, 0, 0, 1, 1, 1], "size": list("abcabc"), "r": [0.1, 0.2, 0.3, 0.2, 0.4, 0.5]})
+    # 2 seeds x 3 sizes, no ties, increasing in both: 6 x 6 = 36 within-seed relabellings; centred size ranks
+    # (-2, 0, 2) give each block a covariance of at most 4, reached only by its increasing order, so |rho| is
+    # maximal only for (identity, identity) and (reversed, reversed): p = 2 / 36 exactly
+    per_seed = pd.DataFrame({"seed": [0, 0, 0, 1, 1, 1], "size": list("abcabc"), "r": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]})
     test = laws.size_trend_test(per_seed, "r", size_rank={"a": 0, "b": 1, "c": 2})
-    assert test["rho"] == pytest.approx(0.8285714, abs=1e-6) or test["rho"] > 0
-    assert test["exact"] and 0 < test["p"] <= 0.25
+    # rho: Pearson of the pooled ranks (1.5, 3.5, 5.5) x 2 and (1..6): 8 / sqrt(16 * 17.5)
+    assert test["rho"] == pytest.approx(8 / np.sqrt(16 * 17.5)) and test["exact"]
+    assert test["p"] == pytest.approx(2 / 36)
     flat = laws.size_trend_test(per_seed.assign(r=0.0), "r", size_rank={"a": 0, "b": 1, "c": 2})
     assert flat["p"] == 1.0 and np.isnan(flat["rho"])

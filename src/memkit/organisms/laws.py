@@ -178,8 +178,8 @@ def _loglinear(x: np.ndarray, y: np.ndarray) -> dict:
         dp = y / p - (1 - y) / (1 - p)
         return -bernoulli_loglik(y, p), -np.array([(dp * (1 - u)).sum(), (dp * u).sum()])
 
-    start = np.clip([y[u == 0].mean() if (u == 0).any() else y.mean(), y[u == 1].mean() if (u == 1).any() else y.mean()],
-                    EPS, 1 - EPS)
+    ends = [y[u == end].mean() if (u == end).any() else y.mean() for end in (0, 1)]
+    start = np.clip(ends, EPS, 1 - EPS)
     q = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=[(EPS, 1 - EPS)] * 2).x
     slope = (q[1] - q[0]) / span
     return {"intercept": float(q[0] - slope * lo_x), "slope": float(slope), "x_min": lo_x, "x_max": hi_x}
