@@ -22,11 +22,10 @@
 # `all` window is scored at the final checkpoint of every chosen size and seed under N draws per noise family
 # (absolute σ; σ times each tensor's std) by one teacher-forced pass per draw (greedy match length = leading
 # argmax hits; `memkit.organisms.latent.latent_draws`). The statistic, fixed in advance: the gain in greedy
-# match length (best over the draws minus clean).
-# Canaries and controls go through the same selection (not exactly extractable without noise); each
-# canary is matched to a control of its kind with the nearest clean teacher-forced accuracy; a permutation
-# test per size × family × level asks whether canaries gain more than these pseudo-canaries; Holm over all
-# tests (`memkit.organisms.latent_null`, driver `memkit.paper.latent_runs`).
+# match length (best over the draws minus clean). Canaries and controls go through the same selection (not
+# exactly extractable without noise); each canary is matched to a control of its kind with the nearest clean
+# teacher-forced accuracy; a permutation test per size × family × level asks whether canaries gain more than
+# these pseudo-canaries; Holm over all tests (`memkit.organisms.latent_null`, `memkit.paper.latent_runs`).
 #
 # Outputs (into `out_dir`): `tab_latent.tex`, `fig_latent.pdf/.png`, `numbers_tab_latent.tex`.
 # Defaults are smoke settings; paper settings: `params/tab_latent.yml`.
@@ -40,6 +39,7 @@ m = 32
 sigmas = {"absolute": 0.01, "relative": 0.1}  # noise family -> sigma
 n_draws = 4  # noise draws per family (Duan: 200)
 n_resamples = 999  # permutation test
+caliper = 0.05  # second analysis: pairs whose clean accuracies differ by at most this
 noise_seed = 0
 batch_size = 256
 progress = False
@@ -64,14 +64,15 @@ NAME = "tab_latent"
 
 # %%
 lat = latent_runs.latent_runs(profile, sizes=sizes, seeds=seeds, k=k, m=m, sigmas=sigmas, n_draws=n_draws,
-                              n_resamples=n_resamples, noise_seed=noise_seed, batch_size=batch_size, progress=progress)
+                              n_resamples=n_resamples, caliper=caliper, noise_seed=noise_seed,
+                              batch_size=batch_size, progress=progress)
 kept = eligible(lat.draws)
 kept.groupby(["family", "size", "seed", "meta_level"]).agg(
     n=("id", "size"), clean=("clean_prefix", "mean"), accuracy=("clean_accuracy", "mean"), gain=("gain", "mean"),
     recovered=("recovered", "mean")).round(3).unstack("meta_level")
 
 # %% [markdown]
-# ## Canaries vs matched pseudo-canaries: permutation tests, Holm over all
+# ## Canaries vs matched pseudo-canaries (all pairs; pairs within the caliper): permutation tests, Holm over all
 
 # %%
 lat.tests.round(4)
@@ -80,7 +81,7 @@ lat.tests.round(4)
 # ## Figure: gain per level (dots: seeds; solid: canaries, dashed: matched controls), the null's distribution
 
 # %%
-plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 6.5})
+plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 6.5})  # panels (a), (b): all pairs
 fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.4), constrained_layout=True)
 levels = sorted(lat.pairs["level"].unique())
 per_seed = lat.pairs.groupby(["family", "size", "level", "seed"])[["canary_gain", "control_gain"]].mean().reset_index()
@@ -100,9 +101,10 @@ for ax, family in zip(axes[:2], sigmas):
     ax.grid(alpha=0.3, lw=0.5)
 axes[0].set_ylabel(f"gain in greedy match (best of {n_draws})\n(• canaries, × matched controls)")
 axes[0].legend(frameon=False)
-width = 0.8 / max(1, len(lat.null.groupby(["size", "family"])))
-for j, ((size, family), group) in enumerate(lat.null.groupby(["size", "family"], sort=False)):
-    axes[2].bar(group["gain"] + (j - 0.5) * width, group["share"], width=width,
+groups = list(lat.null.groupby(["family", "size"], sort=False))
+width = 0.8 / max(1, len(groups))
+for j, ((family, size), group) in enumerate(groups):
+    axes[2].bar(group["gain"] + (j - (len(groups) - 1) / 2) * width, group["share"], width=width,
                 label=f"{format_params(params[size])} {family} (n={group['n'].iloc[0]})")
 axes[2].set(title="(c) the null: controls' gain", xlabel="gain (tokens)", ylabel="share of controls")
 axes[2].legend(frameon=False)
@@ -113,10 +115,10 @@ plt.close(fig)
 # ## Table and numbers quoted in the paper
 
 # %%
-table, caption = latent_runs.latent_table(lat, n_draws=n_draws, sigmas=sigmas)
-table_path = report.write_table(table, out / f"{NAME}.tex", source=NAME, escape=False, column_format="llrrrrrrr",
+table, caption = latent_runs.latent_table(lat, n_draws=n_draws, sigmas=sigmas, caliper=caliper)
+table_path = report.write_table(table, out / f"{NAME}.tex", source=NAME, escape=False, column_format="lllrrrrrrr",
                                 caption=caption, label="tab:latent")
 report.fit_float(table_path, font=r"\small", width=r"\linewidth")
-numbers = latent_runs.latent_numbers(lat, n_draws=n_draws, sigmas=sigmas)
+numbers = latent_runs.latent_numbers(lat, n_draws=n_draws, sigmas=sigmas, caliper=caliper)
 report.write_macros(out / f"numbers_{NAME}.tex", numbers, source=NAME)
 pd.Series(numbers, dtype=str).sort_index().to_frame("value")

@@ -85,8 +85,9 @@ def null_tests(pairs: pd.DataFrame, *, by: Sequence[str] = ("size", "family", "l
                      "control_recovered": float(group["control_recovered"].mean()),
                      "canary_clean": float(group["canary_clean"].mean()),
                      "control_clean": float(group["control_clean"].mean())})
-    out = pd.DataFrame(rows)
-    out["p_holm"] = holm(out["p"].to_numpy()) if len(out) else []
+    out = pd.DataFrame(rows, columns=[*by, "n", "n_pairs", "n_seeds", "canary_gain", "control_gain", "diff", "p",
+                                      "canary_recovered", "control_recovered", "canary_clean", "control_clean"])
+    out["p_holm"] = holm(out["p"].to_numpy())
     return out
 
 

@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
+from ..core.stats import holm
 from ..organisms.latent_null import matched_pairs, null_tests, pseudo_canary_null
 from .report import format_number, format_params, macro_key
 
@@ -36,19 +37,31 @@ class Latent:
     null: pd.DataFrame  # `pseudo_canary_null` per size x family
 
 
-def latent_analysis(draws: pd.DataFrame, *, n_resamples: int, seed: int = 0) -> tuple[pd.DataFrame, ...]:
-    """(pairs, tests with params, null) of a draws frame with size, params, seed and family columns."""
+def latent_analysis(draws: pd.DataFrame, *, n_resamples: int, caliper: float,
+                    seed: int = 0) -> tuple[pd.DataFrame, ...]:
+    """(pairs, tests with params, null) of a draws frame with size, params, seed and family columns.
+
+    Two analyses per size x family x level, Holm over all of them: `matched` (every eligible canary with
+    its nearest control) and `caliper` (only pairs whose clean accuracies differ by at most `caliper`:
+    canaries that the clean model already half-reproduces have no control like them, so only this one
+    compares like with like).
+    """
     pairs = matched_pairs(draws)
-    tests = null_tests(pairs, n_resamples=n_resamples, seed=seed)
+    pairs["within_caliper"] = pairs["distance"] <= caliper
+    tests = pd.concat([null_tests(pairs, n_resamples=n_resamples, seed=seed).assign(analysis="matched"),
+                       null_tests(pairs[pairs["within_caliper"]], n_resamples=n_resamples, seed=seed)
+                       .assign(analysis="caliper")], ignore_index=True)
+    tests["p_holm"] = holm(tests["p"].to_numpy())
     params = dict(zip(draws["size"], draws["params"]))
     tests.insert(1, "params", tests["size"].map(params))
-    tests = tests.sort_values(["family", "params", "level"], kind="stable").reset_index(drop=True)
+    tests = tests.sort_values(["analysis", "family", "params", "level"], ascending=[False, True, True, True],
+                              kind="stable").reset_index(drop=True)
     return pairs, tests, pseudo_canary_null(draws)
 
 
 def latent_runs(profile: str, *, sizes: Sequence[str] | None = None, seeds: Sequence[int] | None = None, k: int,
-                m: int, sigmas: Mapping[str, float], n_draws: int, n_resamples: int, noise_seed: int = 0,
-                batch_size: int = 256, progress: bool = False) -> Latent:
+                m: int, sigmas: Mapping[str, float], n_draws: int, n_resamples: int, caliper: float,
+                noise_seed: int = 0, batch_size: int = 256, progress: bool = False) -> Latent:
     """`latent_draws` of every `all`-window canary per (size, seed, family) at the final checkpoint, and the null tests."""
     from ..core.models import load_model
     from ..organisms import zoo
@@ -69,7 +82,7 @@ def latent_runs(profile: str, *, sizes: Sequence[str] | None = None, seeds: Sequ
                 frames.append(frame.assign(size=size, params=int(lm.meta["non_embedding_params"]), seed=seed))
             del lm
     draws = pd.concat(frames, ignore_index=True)
-    return Latent(sizes, draws, *latent_analysis(draws, n_resamples=n_resamples))
+    return Latent(sizes, draws, *latent_analysis(draws, n_resamples=n_resamples, caliper=caliper))
 
 
 def format_p(value: float) -> str:
@@ -77,30 +90,32 @@ def format_p(value: float) -> str:
     return "--" if value != value else f"{value:.2g}"
 
 
-def latent_table(lat: Latent, *, n_draws: int, sigmas: Mapping[str, float]) -> tuple[pd.DataFrame, str]:
+def latent_table(lat: Latent, *, n_draws: int, sigmas: Mapping[str, float], caliper: float) -> tuple[pd.DataFrame, str]:
     """The `tab_latent.tex` rows (per family x size x level: n, gains, recovered shares, p, Holm p) and caption."""
     t = lat.tests
     table = pd.DataFrame({
-        "noise": [f"{f} {sigmas[f]:g}" for f in t["family"]], "model": t["params"].map(format_params),
+        "analysis": t["analysis"], "noise": [f"{f} {sigmas[f]:g}" for f in t["family"]],
+        "model": t["params"].map(format_params),
         "level": t["level"], "n": [f"{n} ({p})" for n, p in zip(t["n"], t["n_pairs"])],
         "gain": [f"{a:.2f} / {b:.2f}" for a, b in zip(t["canary_gain"], t["control_gain"])],
         "recovered": [f"{a:.2f} / {b:.2f}" for a, b in zip(t["canary_recovered"], t["control_recovered"])],
         "clean": [f"{a:.2f} / {b:.2f}" for a, b in zip(t["canary_clean"], t["control_clean"])],
         "p": t["p"].map(format_p), "p_holm": t["p_holm"].map(format_p)})
-    table.columns = ["$\\sigma$", "model", "copies", "$n$ (pairs)", "gain can. / ctrl", "recovered can. / ctrl",
+    table.columns = ["pairs", "$\\sigma$", "model", "copies", "$n$ (pairs)", "gain can. / ctrl", "recovered can. / ctrl",
                      "clean acc. can. / ctrl", "$p$", "$p$ (Holm)"]
     n_seeds = int(lat.draws["seed"].nunique())
     caption = (f"Latent memorization against the pseudo-canary null: gain in greedy match length (best over "
                f"{n_draws} weight-noise draws minus clean) of inserted canaries not extractable by the clean model, "
                f"and of never-inserted controls put through the same selection and matched on kind and clean "
-               f"teacher-forced accuracy, at the final checkpoint of {n_seeds} seeds per size. $n$: canaries "
+               f"teacher-forced accuracy, at the final checkpoint of {n_seeds} seeds per size; pairs: every canary "
+               f"(matched) or only pairs whose clean accuracies differ by at most {caliper:g} (caliper). $n$: canaries "
                f"(pairs over seeds); recovered: share of pairs whose suffix some draw reproduces exactly; $p$: "
                f"two-sided permutation test of the mean gain (canaries averaged over seeds), Holm over all "
                f"{len(t)} tests. $\\sigma$ relative: times each tensor's standard deviation.")
     return table, caption
 
 
-def latent_numbers(lat: Latent, *, n_draws: int, sigmas: Mapping[str, float]) -> dict[str, object]:
+def latent_numbers(lat: Latent, *, n_draws: int, sigmas: Mapping[str, float], caliper: float) -> dict[str, object]:
     """The `numbers_tab_latent.tex` macros: settings, pseudo-canary null, every test cell, significant cells."""
     t, draws = lat.tests, lat.draws
     controls = draws[(draws["meta_level"] == 0) & ~draws["clean_exact"].astype(bool)]
@@ -109,12 +124,13 @@ def latent_numbers(lat: Latent, *, n_draws: int, sigmas: Mapping[str, float]) ->
         "LatentSizes": " and ".join(format_params(p) for p in sorted(draws["params"].unique())),
         "LatentNControls": int(draws[draws["meta_level"] == 0]["id"].nunique()),
         "LatentControlsRecovered": int((controls["exact_draws"] > 0).sum()), "LatentControlRows": len(controls),
-        "LatentNTests": len(t), "LatentSignificant": int((t["p_holm"] < 0.05).sum()),
+        "LatentNTests": len(t), "LatentCaliper": f"{caliper:g}", "LatentSignificant": int((t["p_holm"] < 0.05).sum()),
         "LatentSignificantRaw": int((t["p"] < 0.05).sum())}
     for family, sigma in sigmas.items():
         numbers["LatentSigma" + FAMILY_KEYS[family]] = f"{sigma:g}"
     for r in t.itertuples():
-        key = "Latent" + FAMILY_KEYS[r.family] + macro_key(r.size) + "L" + macro_key(str(r.level))
+        key = ("Latent" + ("Cal" if r.analysis == "caliper" else "") + FAMILY_KEYS[r.family] + macro_key(r.size)
+               + "L" + macro_key(str(r.level)))
         numbers[key + "N"] = int(r.n)
         numbers[key + "Gain"] = format_number(r.canary_gain)
         numbers[key + "CtrlGain"] = format_number(r.control_gain)
