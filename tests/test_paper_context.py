@@ -78,3 +78,5 @@ def test_context_tests_and_numbers():
     assert numbers["CtxALSixFourInsideEosKMin"] == "0.38" and numbers["CtxALSixFourStartKMinExact"] == "0.33"
     assert numbers["CtxNLSixFour"] == 3 and numbers["CtxNSeeds"] == 2 and numbers["CtxNTests"] == 2
     assert numbers["CtxEosUp"] == 0 and numbers["CtxBoundaryMaxDiff"] == "0.38"
+    assert numbers["CtxEosUpKFour"] == 0 and numbers["CtxEosCellsPerK"] == 1
+    assert numbers["CtxControlMaxBiderman"] == "--"  # no level-0 rows in the hand frame

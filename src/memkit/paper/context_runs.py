@@ -58,7 +58,8 @@ def context_samples(canaries: Sequence, *, ks: Sequence[int], eos_id: int, suffi
 def seed_scores(runs: pd.DataFrame) -> pd.DataFrame:
     """Per size, seed, condition, k and level: canaries `n`, exact-match rate and mean Biderman score."""
     return (runs.groupby(["size", "params", "seed", "condition", "k", "level"], sort=True)
-            .agg(n=("id", "size"), exact=("exact_match", "mean"), biderman=("token_match", "mean")).reset_index())
+            .agg(n=("id", "size"), exact=("exact_match", "mean"), biderman=("token_match", "mean")).reset_index()
+            .sort_values("params", kind="stable", ignore_index=True))
 
 
 def across_seeds(scores: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
@@ -171,4 +172,10 @@ def context_numbers(ctx: Context, *, ks: Sequence[int], suffix_start: int, m: in
         numbers[key + "Down"] = int((significant["diff"] < 0).sum())
         numbers[key + "MaxDiff"] = format_number(group["diff"].max())
         numbers[key + "MinDiff"] = format_number(group["diff"].min())
+        for k in ks:
+            numbers[key + "UpK" + macro_key(str(k))] = int(((significant["k"] == k) & (significant["diff"] > 0)).sum())
+        numbers[key + "CellsPerK"] = int((group["k"] == min(ks)).sum())
+    controls = rates[rates["level"] == 0]
+    numbers["CtxControlMaxBiderman"] = format_number(controls["biderman"].max())
+    numbers["CtxControlMaxExact"] = format_number(controls["exact"].max())
     return numbers
