@@ -57,4 +57,7 @@ def test_latent_table_and_numbers():
     assert numbers["LatentAbsOneKLOneSixGain"] == "17.50" and numbers["LatentAbsOneKLOneSixCtrlGain"] == "1.00"
     assert numbers["LatentAbsOneKLOneSixN"] == 2 and numbers["LatentAbsOneKLOneSixRec"] == "0.50"
     assert numbers["LatentNTests"] == 2 and numbers["LatentSignificant"] == 0 and numbers["LatentCaliper"] == "0.05"
+    assert numbers["LatentAbsOneKLOneSixClean"] == "0.28" and numbers["LatentAbsOneKLOneSixCtrlClean"] == "0.20"
+    assert numbers["LatentMatchedSignificant"] == 0 and numbers["LatentMatchedSignificantMinLevel"] == "--"
+    assert numbers["LatentCalMaxLevel"] == 16 and numbers["LatentCalMinP"] == "1" and numbers["LatentMatchedMinP"] == "0.67"
     assert numbers["LatentCalAbsOneKLOneSixN"] == 1 and numbers["LatentCalAbsOneKLOneSixGain"] == "31.00"

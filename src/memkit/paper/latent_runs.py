@@ -137,4 +137,16 @@ def latent_numbers(lat: Latent, *, n_draws: int, sigmas: Mapping[str, float], ca
         numbers[key + "Rec"] = format_number(r.canary_recovered)
         numbers[key + "CtrlRec"] = format_number(r.control_recovered)
         numbers[key + "P"] = format_p(r.p_holm)
+        numbers[key + "Clean"] = format_number(r.canary_clean)
+        numbers[key + "CtrlClean"] = format_number(r.control_clean)
+    for analysis, group in t.groupby("analysis"):
+        key = "Latent" + ("Cal" if analysis == "caliper" else "Matched")
+        significant = group[group["p_holm"] < 0.05]
+        numbers[key + "Tests"] = len(group)
+        numbers[key + "Significant"] = len(significant)
+        numbers[key + "MinP"] = format_p(group["p_holm"].min())
+        numbers[key + "MaxLevel"] = int(group["level"].max())
+        numbers[key + "SignificantMinLevel"] = int(significant["level"].min()) if len(significant) else "--"
+        numbers[key + "MinCanaryClean"] = format_number(significant["canary_clean"].min()) if len(significant) else "--"
+        numbers[key + "MaxControlClean"] = format_number(group["control_clean"].max())
     return numbers
