@@ -14,29 +14,33 @@
 # ---
 
 # %% [markdown]
-# # Figure — the effect of the prefix length k (Carlini's context effect), organisms
+# # Figure — context: k prompt tokens, or a prompt that starts like a training copy?
 #
-# Carlini et al. (2022) found that a memorized continuation is extracted more often when the model
-# is given a longer prefix. Here the m-token suffix of every canary is fixed (tokens
-# `suffix_start … suffix_start+m` of the 64-token canary) and only the number k of prefix tokens
-# right before it varies, so every k asks for exactly the same text. Rates are computed at the final
-# checkpoint of every size of the zoo, per duplication level (window `all` only); the context slope
-# is the change of the rate per decade of k (`memkit.organisms.laws.loglinear_fit` with k as the x
-# variable), over the canaries of levels ≥ `min_level`. The runs, slopes and numbers come from
-# `memkit.paper.organism_runs`.
+# Carlini et al. (2022) found that longer prompts extract more. In the zoo every training copy of a canary
+# is `[eos] canary [eos]`, so with a fixed suffix (tokens `suffix_start … suffix_start+m`) only k =
+# `suffix_start` starts at the canary boundary, and a prompt without the eos never looks like a training
+# copy. Four prompt conditions at every k, every size and seed, final checkpoint
+# (`memkit.paper.context_runs.context_samples`): `inside` (the k tokens right before the fixed suffix),
+# `inside+eos` (the same after an eos; the full training context at k = `suffix_start`), `start` (the first
+# k canary tokens, suffix the next `start_m`) and `start+eos` (the same after an eos: starts like a training
+# copy at every k). Scores per (size, seed), then mean over seeds with t intervals; paired permutation tests
+# on the same canaries (scores averaged over seeds): eos vs none inside the canary, and the boundary start
+# vs the fixed suffix (both with eos), per size × level × k, Holm over all.
 #
 # Outputs (into `out_dir`): `fig_context.pdf/.png`, `numbers_fig_context.tex`.
 # Defaults are smoke settings; paper settings: `params/fig_context.yml`.
 
 # %% tags=["parameters"]
 profile = "smoke"  # zoo profile, built here if missing
-ks = [4, 8, 16, 32]  # prefix lengths, none above suffix_start
-suffix_start = 32  # first suffix token inside the 64-token canary
-m = 32  # continuation tokens
-min_level = 64  # the context slope is fitted on canaries with at least this many copies
-n_boot = 200
-boot_seed = 0
-batch_size = 32
+sizes = None  # None: every size of the profile
+ks = [4, 8, 16, 24, 32]  # prompt tokens taken from the canary
+suffix_start = 32  # first token of the fixed suffix inside the 64-token canary
+m = 32  # fixed-suffix length
+start_m = 24  # suffix length of the boundary-start prompts (k + start_m <= 64)
+levels = [0, 64, 256]  # duplication levels extracted (0: never-inserted controls)
+test_levels = [64, 256]  # levels tested
+n_resamples = 9999
+batch_size = 64
 progress = False
 out_dir = "build/smoke/fig_context"
 
@@ -47,55 +51,60 @@ out = nb.setup(out_dir, threads=1)  # quiet, matplotlib Agg, torch threads, outp
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.ticker import NullFormatter
 
-from memkit.paper import organism_runs, report
+from memkit.paper import context_runs, report
 from memkit.paper.report import format_params
 
 NAME = "fig_context"
 
 # %% [markdown]
-# ## Extraction with k = … prefix tokens before the same suffix
+# ## Biderman score per size, seed, level, condition and k
 
 # %%
-ctx = organism_runs.context_runs(profile, ks=ks, suffix_start=suffix_start, m=m, min_level=min_level, n_boot=n_boot,
-                                 seed=boot_seed, batch_size=batch_size, progress=progress)
-rates, sizes, params = ctx.rates, ctx.sizes, organism_runs.size_params(ctx.runs)
-rates.pivot_table(index=["size", "level"], columns="k", values="biderman", sort=False).round(3)
+ctx = context_runs.context_runs(profile, sizes=sizes, ks=ks, suffix_start=suffix_start, m=m, start_m=start_m,
+                                levels=levels, test_levels=test_levels, n_resamples=n_resamples,
+                                batch_size=batch_size, progress=progress)
+ctx.scores.pivot_table(index=["size", "level", "condition", "seed"], columns="k", values="biderman",
+                       sort=False).round(3)
 
 # %% [markdown]
-# ## Context slopes: rate vs log10(k) on the canaries with at least `min_level` copies
+# ## Mean over seeds (t intervals over the seeds), exact-match rate and Biderman score
 
 # %%
-ctx.slopes[["size", "params", "metric", "slope", "slope_lo", "slope_hi", "r2"]].round(4)
+ctx.rates.pivot_table(index=["size", "level", "condition"], columns="k", values=["exact", "biderman"],
+                      sort=False).round(3)
 
 # %% [markdown]
-# ## Figure
+# ## Paired permutation tests (Holm over all)
 
 # %%
-plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 6.5})
-fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.6), constrained_layout=True)
-largest = sizes[-1]
-levels = sorted(rates["level"].unique())
-for i, level in enumerate(levels):
-    sub = rates[(rates["size"] == largest) & (rates["level"] == level)]
-    axes[0].plot(sub["k"], sub["biderman"], "o-", ms=3, lw=0.9, color=plt.cm.magma(0.1 + 0.8 * i / len(levels)),
-                 label="control (0)" if level == 0 else f"{level} copies")
-axes[0].set(xscale="log", xlabel="prefix tokens k", ylabel="Biderman score (same 32-token suffix)",
-            title=f"(a) largest organism ({format_params(params[largest])}), per level", ylim=(-0.02, 1.02))
-axes[0].legend(frameon=False, ncol=2)
-for i, size in enumerate(sizes):
-    sub = organism_runs.context_curve(ctx.runs, size, min_level=min_level)
-    color, label = plt.cm.viridis(i / max(1, len(sizes) - 1)), format_params(params[size])
-    axes[1].plot(sub.index, sub["biderman"], "o-", ms=3, lw=0.9, color=color, label=f"{label} Biderman")
-    axes[1].plot(sub.index, sub["exact_match"], "s--", ms=3, lw=0.9, color=color, label=f"{label} exact")
-axes[1].set(xscale="log", xlabel="prefix tokens k", ylabel="rate", ylim=(-0.02, 1.02),
-            title=f"(b) canaries with $\\geq${min_level} copies, every size")
-axes[1].legend(frameon=False, ncol=2)
-for ax in axes:
-    ax.set_xticks(ks, [str(k) for k in ks])
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.grid(alpha=0.3, lw=0.5)
+ctx.tests.round(4)
+
+# %% [markdown]
+# ## Figure: one panel per level and size; lines: conditions (mean over seeds, band: t interval)
+
+# %%
+plt.rcParams.update({"font.size": 7, "axes.titlesize": 7, "legend.fontsize": 6})
+shown = [level for level in levels if level > 0]
+fig, axes = plt.subplots(len(shown), len(ctx.sizes), figsize=(7.0, 1.5 * len(shown) + 0.4), sharex=True,
+                         sharey=True, constrained_layout=True, squeeze=False)
+styles = {"inside": ("C0", "o-"), "inside+eos": ("C0", "s--"), "start": ("C3", "o-"), "start+eos": ("C3", "s--")}
+for row, level in zip(axes, shown):
+    for ax, size in zip(row, ctx.sizes):
+        for condition, (color, style) in styles.items():
+            sub = ctx.rates[(ctx.rates["size"] == size) & (ctx.rates["level"] == level)
+                            & (ctx.rates["condition"] == condition)]
+            ax.plot(sub["k"], sub["biderman"], style, color=color, ms=2.5, lw=0.9, label=condition)
+            ax.fill_between(sub["k"], sub["biderman_lo"].clip(0, 1), sub["biderman_hi"].clip(0, 1), color=color,
+                            alpha=0.1, lw=0)
+        ax.set_title(f"{format_params(sub['params'].iloc[0])}, {level} copies (n={sub['n'].iloc[0]})")
+        ax.set_xticks(ks)
+        ax.grid(alpha=0.3, lw=0.5)
+    row[0].set_ylabel("Biderman score")
+for ax in axes[-1]:
+    ax.set_xlabel("prompt tokens k")
+axes[0][0].legend(frameon=False)
+axes[0][0].set_ylim(-0.02, 1.02)
 report.save_figure(fig, out, NAME)
 plt.close(fig)
 
@@ -103,6 +112,6 @@ plt.close(fig)
 # ## Numbers quoted in the paper
 
 # %%
-numbers = organism_runs.context_numbers(ctx, ks=ks, m=m, min_level=min_level, n_boot=n_boot)
+numbers = context_runs.context_numbers(ctx, ks=ks, suffix_start=suffix_start, m=m, start_m=start_m)
 report.write_macros(out / f"numbers_{NAME}.tex", numbers, source=NAME)
 pd.Series(numbers, dtype=str).sort_index().to_frame("value")

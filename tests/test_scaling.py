@@ -10,7 +10,6 @@ import pytest
 
 import memkit
 from memkit.errors import MemkitError
-from memkit.organisms.latent import latent_memorization, latent_vs_controls, mark_latent
 from memkit.organisms.laws import extraction_onsets, fit_table, loglinear_fit
 from memkit.organisms.train import weights_sha256
 
@@ -67,54 +66,6 @@ def tiny_samples(tiny_lm):
     return [replace(s, suffix_ids=tuple(g)) for s, g in zip(samples, clean["generated_ids"])]
 
 
-def test_latent_memorization_restores_weights_and_is_seeded(tiny_lm, tiny_samples):
-    before = weights_sha256(tiny_lm.model)
-    a = latent_memorization(tiny_lm, tiny_samples, sigmas=[0.0, 0.05], n_draws=3, seed=1, progress=False)
-    assert weights_sha256(tiny_lm.model) == before  # bit-identical after all draws
-    b = latent_memorization(tiny_lm, tiny_samples, sigmas=[0.0, 0.05], n_draws=3, seed=1, progress=False)
-    pd.testing.assert_frame_equal(a, b)
-    assert len(a) == 2 * len(tiny_samples) and set(a["sigma"]) == {0.0, 0.05}
-    zero = a[a["sigma"] == 0.0]  # no noise: every draw is the clean model
-    assert (zero["best_similarity"] == zero["clean_similarity"]).all()
-    assert (zero["mean_similarity"] == zero["clean_similarity"]).all()
-    noisy = a[a["sigma"] == 0.05]
-    assert (noisy["best_similarity"] >= noisy["mean_similarity"]).all()
-    assert (a["clean_similarity"] == 1.0).all() and a["clean_exact"].all()
-    assert (noisy["mean_similarity"] < 1.0).any()  # the noise changes the decoding
-    assert "meta_level" in a.columns
-    alone = latent_memorization(tiny_lm, tiny_samples, sigmas=[0.05], n_draws=3, seed=1, progress=False)
-    pd.testing.assert_frame_equal(alone, noisy.reset_index(drop=True))  # a sigma's draws do not depend on the sweep
-    c = latent_memorization(tiny_lm, tiny_samples, sigmas=[0.05], n_draws=3, seed=2, progress=False)
-    assert not np.array_equal(c["mean_similarity"], noisy["mean_similarity"].to_numpy())
-    rel = latent_memorization(tiny_lm, tiny_samples, sigmas=[0.05], n_draws=2, seed=1, relative=True, progress=False)
-    assert rel["relative"].all() and weights_sha256(tiny_lm.model) == before
-    with pytest.raises(MemkitError, match="n_draws must be positive"):
-        latent_memorization(tiny_lm, tiny_samples, sigmas=[0.1], n_draws=0)
-
-
-def test_latent_vs_controls_counts_only_hidden_canaries_that_beat_the_controls():
-    frame = pd.DataFrame({
-        "sigma": [0.1] * 7,
-        "meta_level": [0, 0, 16, 16, 64, 64, 256],
-        "clean_exact": [False, False, False, False, False, False, True],
-        "clean_similarity": [0.1, 0.2, 0.1, 0.2, 0.5, 0.15, 1.0],
-        "best_similarity": [0.3, 0.4, 0.35, 0.9, 0.6, 0.45, 1.0],
-        "best_exact": [False, False, False, False, False, False, True],
-    })
-    row = latent_vs_controls(frame).iloc[0]
-    assert row["control_threshold"] == 0.4 and row["control_clean_max"] == 0.2 and row["n_controls"] == 2
-    assert row["n_inserted"] == 4  # the clean-extractable canary is not a latent memory
-    assert row["n_hidden"] == 3  # 0.5 clean similarity is already above every control: visible, not latent
-    assert row["recovered"] == 2  # 0.9 and 0.45 beat 0.4; 0.35 does not
-    assert row["inserted_gain"] == pytest.approx((0.25 + 0.7 + 0.1 + 0.3) / 4)
-    assert row["control_gain"] == pytest.approx(0.2)
-    marked = mark_latent(frame)
-    assert marked["recovered"].tolist() == [False, False, False, True, False, True, False]
-    assert marked["hidden"].tolist() == [False, False, True, True, False, True, False]
-    with pytest.raises(MemkitError, match="level-0 controls"):
-        latent_vs_controls(frame[frame["meta_level"] > 0])
-
-
 def test_extraction_onsets_and_forgetting():
     rows = []
     pattern = {"a": [0, 1, 1], "b": [1, 1, 0], "c": [0, 0, 0]}  # exact at steps 10, 20, 30
@@ -145,5 +96,6 @@ def test_latent_draws_match_greedy_decoding_and_restore_weights(tiny_lm, tiny_sa
     zero = draws[draws["sigma"] == 0.0]  # the teacher-forced clean pass is the greedy decoding
     assert zero["clean_prefix"].tolist() == greedy["prefix_match_len"].tolist()
     assert (zero["best_prefix"] == zero["clean_prefix"]).all() and (zero["exact_draws"] == 3 * zero["clean_exact"]).all()
+    assert (zero["clean_accuracy"] == 1.0).all()  # the suffixes are the clean model's own greedy continuations
     again = latent_draws(tiny_lm, tiny_samples, sigmas=[0.05], n_draws=3, seed=1)
     pd.testing.assert_frame_equal(again, draws[draws["sigma"] == 0.05].reset_index(drop=True))

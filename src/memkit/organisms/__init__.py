@@ -5,7 +5,8 @@
 - `train`     the deterministic Pythia-architecture training loop and its checkpoints
 - `zoo`       profiles of several sizes trained on one stream, `zoo:` model specs, zoo extraction
 - `laws`      duplication laws (log-linear fits) and extraction onsets over checkpoints
-- `latent`    latent memorization: recovery of hidden canaries under weight noise
+- `latent`    latent memorization: greedy match of every canary under weight-noise draws
+- `latent_null` its permutation null: never-inserted controls as matched pseudo-canaries (pure pandas)
 
 Builds on `memkit.core` only; importing this package imports nothing (and no torch).
 """

@@ -2,16 +2,14 @@
 
     draws = latent_draws(lm, samples, sigmas=[0.01], n_draws=200, seed=0)   # one teacher-forced pass per draw
 
-    latent = latent_memorization(lm, samples, sigmas=[1e-3, 3e-3], n_draws=50, seed=0)
-    marked = mark_latent(latent)                          # + inserted / hidden / recovered flags
-    summary = latent_vs_controls(latent)                  # recovery only where it beats the controls
-
-Add gaussian noise to every weight, greedy-decode, repeat for N draws and keep each sample's
-best token-level Levenshtein similarity. Sigma is absolute by default (noise std = sigma for
-every tensor, as Duan's 2e-3 on Pythia-1B); `relative=True` scales it by each tensor's own
-standard deviation. Weights are restored bit for bit after every draw. Because a best-of-N
-statistic rises under pure noise, it only counts as recovery when it beats the same statistic
-on never-inserted controls.
+Add gaussian noise to every weight and ask, per sample, how long the greedy continuation stays on
+the true suffix. Greedy decoding reproduces token i exactly when every earlier token was
+reproduced, so the greedy match length is the number of leading teacher-forced argmax hits: one
+forward pass per draw, no decoding. Sigma is absolute (noise std = sigma for every tensor, as
+Duan's 2e-3 on Pythia-1B) or, with `relative=True`, scaled by each tensor's own standard
+deviation. Weights are restored bit for bit after every draw. A best-of-N statistic rises under
+pure noise, so it is only evidence of memorization against never-inserted controls that went
+through the same selection (`memkit.organisms.latent_null`).
 """
 
 from __future__ import annotations
@@ -20,122 +18,10 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
-from tqdm import tqdm
 
-from ..core.extract import extract
-from ..core.models import LoadedModel
 from ..core.samples import Sample
 from ..errors import MemkitError
 
-
-def _noise_(params: list[tuple[str, torch.Tensor]], sigma: float, relative: bool, generator: torch.Generator) -> None:
-    for _, param in params:
-        scale = sigma * float(param.std()) if relative and param.numel() > 1 else sigma
-        param.add_(torch.randn(param.shape, generator=generator, dtype=param.dtype) * scale)
-
-
-def latent_memorization(lm: LoadedModel, samples: Sequence[Sample], *, sigmas: Sequence[float], n_draws: int,
-                        seed: int = 0, relative: bool = False, batch_size: int = 32,
-                        progress: bool = True) -> pd.DataFrame:
-    """Best token-level Levenshtein similarity per sample over `n_draws` gaussian weight perturbations.
-
-    One row per (sample, sigma): `clean_similarity` (unperturbed model), `best_similarity` and
-    `best_exact` over the draws, `mean_similarity`, and the sample's meta columns. Draw d of a
-    sigma uses the noise seeded by (seed, sigma in units of 1e-9, d): results for one sigma depend
-    neither on batching nor on which other sigmas are swept.
-    """
-    if n_draws <= 0:
-        raise MemkitError(f"n_draws must be positive (got {n_draws})")
-    if any(s < 0 for s in sigmas):
-        raise MemkitError(f"sigmas must be >= 0 (got {list(sigmas)})")
-    model = lm.model
-    params = sorted(((n, p) for n, p in model.named_parameters()), key=lambda item: item[0])
-    saved = [p.detach().clone() for _, p in params]
-    clean = extract(lm, samples, batch_size=batch_size, progress=False)
-    base = clean[["id"] + [c for c in clean.columns if c.startswith("meta_")]].copy()
-    base["clean_similarity"] = clean["lev_similarity"].to_numpy()
-    base["clean_exact"] = clean["exact_match"].to_numpy()
-    frames = []
-    bar = tqdm(total=len(sigmas) * n_draws, desc=f"latent {lm.name}", unit="draw", disable=not progress)
-    try:
-        for sigma in sigmas:
-            sims = np.zeros((n_draws, len(samples)))
-            exact = np.zeros((n_draws, len(samples)), dtype=bool)
-            for d in range(n_draws):
-                entropy = [seed, int(round(float(sigma) * 1e9)), d]
-                generator = torch.Generator().manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
-                with torch.no_grad():
-                    _noise_(params, float(sigma), relative, generator)
-                try:
-                    frame = extract(lm, samples, batch_size=batch_size, progress=False)
-                finally:
-                    with torch.no_grad():
-                        for (_, param), original in zip(params, saved):
-                            param.copy_(original)
-                sims[d] = frame["lev_similarity"].to_numpy()
-                exact[d] = frame["exact_match"].to_numpy()
-                bar.update(1)
-            rows = base.copy()
-            rows.insert(1, "sigma", float(sigma))
-            rows["relative"] = relative
-            rows["n_draws"] = n_draws
-            rows["best_similarity"] = sims.max(axis=0)
-            rows["best_draw"] = sims.argmax(axis=0)
-            rows["mean_similarity"] = sims.mean(axis=0)
-            rows["best_exact"] = exact.any(axis=0)
-            frames.append(rows)
-    finally:
-        bar.close()
-    return pd.concat(frames, ignore_index=True)
-
-
-def mark_latent(latent: pd.DataFrame, level: str = "meta_level", quantile: float = 1.0,
-                by: Sequence[str] = ("sigma",)) -> pd.DataFrame:
-    """`latent` plus boolean columns `inserted`, `hidden`, `recovered` (definitions in `latent_vs_controls`)."""
-    frames = []
-    for _, group in latent.groupby(list(by), sort=True):
-        controls = group[group[level] == 0]
-        inserted = (group[level] > 0) & ~group["clean_exact"].astype(bool)
-        if controls.empty or not inserted.any():
-            raise MemkitError("latent_vs_controls needs both level-0 controls and non-extractable inserted samples")
-        hidden = inserted & (group["clean_similarity"] <= float(np.quantile(controls["clean_similarity"], quantile)))
-        recovered = hidden & (group["best_similarity"] > float(np.quantile(controls["best_similarity"], quantile)))
-        frames.append(group.assign(inserted=inserted, hidden=hidden, recovered=recovered))
-    return pd.concat(frames).sort_index()
-
-
-def latent_vs_controls(latent: pd.DataFrame, level: str = "meta_level", quantile: float = 1.0,
-                       by: Sequence[str] = ("sigma",)) -> pd.DataFrame:
-    """Per sigma: inserted canaries that look unmemorized but that weight noise lifts above every control.
-
-    `hidden`: inserted samples (level > 0) that are not exact and whose clean similarity is no higher
-    than the controls' (`quantile` of the level-0 clean similarities; default: their maximum), i.e.
-    indistinguishable from never-seen text without noise. `recovered`: hidden samples whose best-of-N
-    similarity beats the controls' best-of-N (same quantile). `gain` = best - clean similarity; a
-    one-sided Mann-Whitney U test asks whether inserted (not exact) samples gain more than controls.
-    """
-    from scipy.stats import mannwhitneyu
-
-    rows = []
-    for keys, group in mark_latent(latent, level, quantile, by).groupby(list(by), sort=True):
-        keys = keys if isinstance(keys, tuple) else (keys,)
-        controls = group[group[level] == 0]
-        inserted, hidden = group[group["inserted"]], group[group["hidden"]]
-        gain_inserted = inserted["best_similarity"] - inserted["clean_similarity"]
-        gain_controls = controls["best_similarity"] - controls["clean_similarity"]
-        test = mannwhitneyu(gain_inserted, gain_controls, alternative="greater")
-        rows.append({**dict(zip(by, keys)), "n_inserted": len(inserted), "n_hidden": len(hidden),
-                     "n_controls": len(controls),
-                     "control_clean_max": float(np.quantile(controls["clean_similarity"], quantile)),
-                     "control_threshold": float(np.quantile(controls["best_similarity"], quantile)),
-                     "recovered": int(group["recovered"].sum()),
-                     "recovered_exact": int((group["recovered"] & group["best_exact"].astype(bool)).sum()),
-                     "inserted_gain": float(gain_inserted.mean()), "control_gain": float(gain_controls.mean()),
-                     "inserted_best_mean": float(inserted["best_similarity"].mean()),
-                     "control_best_mean": float(controls["best_similarity"].mean()),
-                     "mannwhitney_p": float(test.pvalue)})
-    return pd.DataFrame(rows)
 
 def draw_seed(seed: int, sigma: float, draw: int, relative: bool) -> int:
     """Seed of one noise draw: depends on (seed, family, sigma, draw) only, never on batching or the sweep."""
@@ -194,7 +80,8 @@ def latent_draws(lm, samples: Sequence[Sample], *, sigmas: Sequence[float], n_dr
                  relative: bool = False, batch_size: int = 256, progress: bool = False) -> pd.DataFrame:
     """Greedy match of every sample's suffix under `n_draws` gaussian weight perturbations per sigma.
 
-    One row per (sample, sigma): `clean_prefix` / `clean_exact` (unperturbed model), over the draws
+    One row per (sample, sigma): `clean_prefix` / `clean_exact` / `clean_accuracy` (unperturbed model;
+    accuracy: share of suffix tokens that are the teacher-forced argmax, a graded similarity), over the draws
     `best_prefix` (longest greedy match), `mean_prefix`, `exact_draws` (draws that reproduce the
     suffix exactly), `family` ('absolute' or 'relative'), and the samples' meta as `meta_*` columns.
     """
@@ -211,9 +98,11 @@ def latent_draws(lm, samples: Sequence[Sample], *, sigmas: Sequence[float], n_dr
     stds = [float(p.std()) if p.numel() > 1 else 0.0 for p in saved]
     sizes = [p.numel() for p in params]
     batches = _batches(lm, samples, batch_size)
-    clean_prefix = greedy_prefix(teacher_forced_correct(lm.model, batches))
+    clean = teacher_forced_correct(lm.model, batches)
+    clean_prefix = greedy_prefix(clean)
     m = len(samples[0].suffix_ids)
-    base = pd.DataFrame({"id": [s.id for s in samples], "clean_prefix": clean_prefix, "clean_exact": clean_prefix == m})
+    base = pd.DataFrame({"id": [s.id for s in samples], "clean_prefix": clean_prefix, "clean_exact": clean_prefix == m,
+                         "clean_accuracy": clean.mean(axis=1)})
     for key in sorted({key for s in samples for key in s.meta}):
         base[f"meta_{key}"] = [s.meta.get(key) for s in samples]
     frames = []
