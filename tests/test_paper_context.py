@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from memkit.core.stats import paired_permutation_test
 from memkit.organisms.canaries import Canary
 from memkit.paper import context_runs
 
@@ -57,11 +58,15 @@ def test_seed_scores_and_t_intervals_across_seeds():
     assert rates.loc["start", "exact"] == pytest.approx(1 / 3) and rates.loc["inside", "n_seeds"] == 2
 
 
+def paired_permutation_p(a, b):
+    return paired_permutation_test(a, b)[1]
+
+
 def test_paired_permutation_exact_sign_flips():
-    assert context_runs.paired_permutation([1, 2, 3], [1, 2, 3]) == 1.0
+    assert paired_permutation_p([1, 2, 3], [1, 2, 3]) == 1.0
     b = np.arange(12) / 12
-    assert context_runs.paired_permutation(b + 1, b) == pytest.approx(2 / 2**12)  # every flip but two is smaller
-    assert context_runs.paired_permutation([1.0, 0.0], [0.0, 1.0]) == pytest.approx(1.0)
+    assert paired_permutation_p(b + 1, b) == pytest.approx(2 / 2**12)  # every flip but two is smaller
+    assert paired_permutation_p([1.0, 0.0], [0.0, 1.0]) == pytest.approx(1.0)
 
 
 def test_context_tests_and_numbers():

@@ -17,14 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..core.stats import holm, permutation_test_means
+from ..core.stats import holm, paired_permutation_test, permutation_test_means
 from ..organisms import laws
 from ..paths import atomic_path, cache_dir, code_fingerprint, entry_lock
 from .dup_runs import built_sizes, by_size, final_extraction
@@ -195,15 +195,9 @@ def with_holm(tests: pd.DataFrame) -> pd.DataFrame:
 
 
 def sign_flip_p(diffs: Sequence[float], *, n_resamples: int = 9999, seed: int = 0) -> float:
-    """Two-sided sign-flip permutation p of mean(diffs) = 0 (paired differences; exact when 2^n <= n_resamples)."""
-    from scipy.stats import permutation_test
-
-    x = np.asarray(diffs, dtype=float)
-    if len(x) == 0 or np.all(x == 0):
-        return 1.0
-    result = permutation_test((x,), np.mean, permutation_type="samples", vectorized=True, n_resamples=n_resamples,
-                              alternative="two-sided", rng=np.random.default_rng(seed))
-    return float(result.pvalue)
+    """Two-sided sign-flip permutation p of mean(diffs) = 0 (`core.stats.paired_permutation_test` against 0)."""
+    diffs = np.asarray(diffs, dtype=float)
+    return paired_permutation_test(diffs, np.zeros_like(diffs), n_resamples=n_resamples, seed=seed)[1]
 
 
 def decay_tests(screen: pd.DataFrame, *, sizes: Sequence[str], steps: Sequence[int], decay_start: int,

@@ -19,14 +19,14 @@ size x level x k compare conditions on the same canaries (scores averaged over s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
-import numpy as np
 import pandas as pd
 
 from ..core.samples import Sample
-from ..core.stats import holm
+from ..core.stats import holm, paired_permutation_test
+from ..organisms import laws
 from .report import format_number, macro_key
 
 CONDITIONS = ("inside", "inside+eos", "start", "start+eos")
@@ -64,34 +64,8 @@ def seed_scores(runs: pd.DataFrame) -> pd.DataFrame:
 
 def across_seeds(scores: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
     """Per size, condition, k and level: mean over seeds of the exact and Biderman rates, with t intervals over seeds."""
-    from scipy.stats import t as student
-
-    rows = []
-    for keys, group in scores.groupby(["size", "params", "condition", "k", "level"], sort=True):
-        row = dict(zip(["size", "params", "condition", "k", "level"], keys))
-        row.update(n=int(group["n"].iloc[0]), n_seeds=len(group))
-        for metric in ("exact", "biderman"):
-            values = group[metric].to_numpy(dtype=float)
-            half = (student.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-                    if len(values) > 1 else float("nan"))
-            row.update({metric: values.mean(), f"{metric}_lo": values.mean() - half, f"{metric}_hi": values.mean() + half})
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def paired_permutation(a: Sequence[float], b: Sequence[float], *, n_resamples: int = 9999, seed: int = 0) -> float:
-    """Two-sided p of mean(a - b) = 0 for paired values by flipping the sign of each pair's difference (scipy)."""
-    from scipy.stats import permutation_test
-
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(a) == 0:
-        return float("nan")
-    if np.all(a == b):
-        return 1.0  # every sign flip gives the same (zero) difference
-    result = permutation_test((a, b), lambda x, y, axis=-1: np.mean(x - y, axis=axis), permutation_type="samples",
-                              vectorized=True, n_resamples=n_resamples, alternative="two-sided",
-                              rng=np.random.default_rng(seed))
-    return float(result.pvalue)
+    return laws.across_seeds(scores, ["exact", "biderman"], by=("size", "params", "condition", "k", "level"),
+                             level=level)
 
 
 def context_tests(runs: pd.DataFrame, *, levels: Sequence[int], comparisons: dict = COMPARISONS,
@@ -110,7 +84,7 @@ def context_tests(runs: pd.DataFrame, *, levels: Sequence[int], comparisons: dic
             rows.append({"comparison": name, "a": a, "b": b, "size": size, "params": params, "level": level, "k": k,
                          "n": len(pair), "score_a": pair[a].mean(), "score_b": pair[b].mean(),
                          "diff": (pair[a] - pair[b]).mean(),
-                         "p": paired_permutation(pair[a], pair[b], n_resamples=n_resamples, seed=seed)})
+                         "p": paired_permutation_test(pair[a], pair[b], n_resamples=n_resamples, seed=seed)[1]})
     out = pd.DataFrame(rows)
     out["p_holm"] = holm(out["p"].to_numpy())
     return out
