@@ -22,13 +22,25 @@ def _runs() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _profile() -> dict:
+    """The design part of a build summary: schedule, windows, two early and one late window cell."""
+    cells = [{"kind": "words", "level": 16, "window": "early", "count": 4},
+             {"kind": "records", "level": 16, "window": "early", "count": 4},
+             {"kind": "words", "level": 16, "window": "late", "count": 4}]
+    return {"runs": {"a": {"warmup_frac": 0.05}}, "windows": {"early": [0.05, 0.3], "late": [0.55, 0.8]},
+            "decay_frac": 0.2, "batch_size": 8, "seq_len": 128, "canary_tokens": 64, "cells": cells}
+
+
 def _info() -> dict:
-    seeds = {"0": {"heldout_loss": {"960": 5.0, "2400": 4.0}}, "1": {"heldout_loss": {"960": 5.0, "2400": 4.5}}}
-    return {"sizes": {"a": {"non_embedding_params": 1000, "seeds": seeds},
-                      "b": {"non_embedding_params": 4000, "seeds": seeds}},
+    seeds = {"0": {"heldout_loss": {"960": 5.0, "2400": 4.0}, "seconds": 60.0},
+             "1": {"heldout_loss": {"960": 5.0, "2400": 4.5}, "seconds": 180.0}}
+    return {"sizes": {"a": {"non_embedding_params": 1000, "seeds": seeds, "lr": 0.002},
+                      "b": {"non_embedding_params": 4000, "seeds": seeds, "lr": 0.001}},
             "sweep": {"a": {"heldout_loss": {"0.001": 5.0, "0.002": 4.5, "0.004": 4.75}, "lr": 0.002, "steps": 480},
                       "b": {"heldout_loss": {"0.001": 4.0, "0.002": 4.5, "0.004": 4.75}, "lr": 0.001, "steps": 480}},
-            "data": {"stream_tokens": 12345, "canary_token_fraction": 0.1}, "wall_seconds": 90.0}
+            "data": {"stream_tokens": 12345, "canary_token_fraction": 0.1, "profile": _profile(),
+                     "background_epochs": 2.31, "heldout_tokens": 8192, "heldout_chapters": 58, "n_canaries": 180},
+            "wall_seconds": 90.0}
 
 
 def _dup() -> dup_runs.Duplication:
@@ -97,3 +109,14 @@ def test_fit_table_and_numbers():
     assert numbers["DupFirstExactLevel"] == 1  # size b, seed 0 extracts a 1-copy canary
     assert numbers["DupExactBestModels"] in {"logistic", "loglinear", "threshold", "logistic, threshold",
                                              "loglinear, threshold", "logistic, loglinear"}
+
+
+
+def test_design_numbers_from_a_hand_made_build_summary():
+    numbers = dup_runs.design_numbers(_info(), 2400)
+    assert numbers["DupDecayStart"] == 1920 and numbers["DupWarmupPercent"] == "5"
+    assert (numbers["DupEarlyStart"], numbers["DupEarlyStop"], numbers["DupLateStart"], numbers["DupLateStop"]) == (
+        120, 720, 1320, 1920)
+    assert numbers["DupLrMin"] == "0.001" and numbers["DupLrMax"] == "0.002" and numbers["DupTrainCpuMinutes"] == "8"
+    assert numbers["DupWindowCanaries"] == 8 and numbers["DupWindowLevel"] == 16
+    assert numbers["DupHeldoutTokens"] == "8,192" and numbers["DupBackgroundEpochs"] == "2.3"

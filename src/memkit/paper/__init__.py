@@ -7,8 +7,9 @@
 - `bench`        extraction benchmark: HF generate vs memkit vs the teacher-forced floor
 - `nb`           notebook setup and shared helpers (labels, macro keys, records)
 - `*_runs`       one experiment driver per notebook: `census_runs` (tab_census), `dynamics_runs`
-                 (fig_phase, fig_layers), `shock_runs` (tab_shock), `organism_runs`, `dup_runs`,
-                 `checkpoint_runs` (the zoo figures),
+                 (fig_phase, fig_layers), `shock_runs` (tab_shock), `dup_runs` (fig_dup_scaling),
+                 `checkpoint_runs` (fig_checkpoints), `context_runs` (fig_context), `latent_runs` (tab_latent),
+                 `mia_runs` (tab_mia), `mia_real` (tab_mia_real),
                  `scale_runs` (fig_scale), `lens_runs`, `heads_runs`, `editing_runs` (mechanisms),
                  with `mechanism_models` (which models they run) and `provenance` (the appendix stamp)
 - `dynamics_figures` the figures of fig_phase and fig_layers

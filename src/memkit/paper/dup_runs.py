@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..core.stats import holm
 from ..organisms import laws
-from .report import format_number, format_params, macro_key
+from .report import format_number, format_params, format_small, macro_key
 
 METRICS = {"exact_match": "Exact", "biderman": "Biderman"}  # metric -> macro fragment
 MODEL_KEYS = {"logistic": "Logistic", "loglinear": "Loglinear", "threshold": "Threshold"}
@@ -282,6 +282,30 @@ def dup_numbers(dup: Duplication, *, k: int, m: int, n_boot: int) -> dict[str, o
     numbers["DupSweepEdge"] = int(sweep["edge"].sum())
     numbers["DupSweepSteps"] = int(sweep["sweep_steps"].iloc[0])
     numbers["DupSweepRates"] = int(sum(isinstance(c, float) for c in sweep.columns))  # the swept LR columns
+    return numbers | design_numbers(dup.info, dup.final_step)
+
+
+def design_numbers(info: dict, final_step: int) -> dict[str, object]:
+    """Macros of the zoo's design from its build summary (`zoo_info`): schedule, windows, data, seeds, cost."""
+    data, prof = info["data"], info["data"]["profile"]
+    run = next(iter(prof["runs"].values()))
+    windows = {name: [int(round(f * final_step)) for f in span] for name, span in prof["windows"].items()}
+    rates = [v["lr"] for v in info["sizes"].values()]
+    cpu_seconds = sum(seed["seconds"] for v in info["sizes"].values() for seed in v["seeds"].values())
+    numbers: dict[str, object] = {
+        "DupWarmupPercent": format_number(100 * run["warmup_frac"], 0),
+        "DupDecayPercent": format_number(100 * prof["decay_frac"], 0),
+        "DupDecayStart": final_step - int(round(prof["decay_frac"] * final_step)),
+        "DupBatchSequences": prof["batch_size"], "DupSeqLen": prof["seq_len"],
+        "DupBackgroundEpochs": format_number(data["background_epochs"], 1),
+        "DupHeldoutTokens": f"{data['heldout_tokens']:,}", "DupHeldoutChapters": data["heldout_chapters"],
+        "DupCanaryTokens": prof["canary_tokens"], "DupNCanariesTotal": data["n_canaries"],
+        "DupLrMin": format_small(min(rates)), "DupLrMax": format_small(max(rates)),
+        "DupTrainCpuMinutes": format_number(cpu_seconds / 60, 0),
+        "DupWindowCanaries": sum(c["count"] for c in prof["cells"] if c["window"] == "early"),
+        "DupWindowLevel": next(c["level"] for c in prof["cells"] if c["window"] == "early")}
+    for name, (start, stop) in windows.items():
+        numbers[f"Dup{name.capitalize()}Start"], numbers[f"Dup{name.capitalize()}Stop"] = start, stop
     return numbers
 
 
