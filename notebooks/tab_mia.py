@@ -50,11 +50,9 @@ from memkit.paper import nb
 out = nb.setup(out_dir, threads=1)  # quiet, matplotlib Agg, torch threads, output folder
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
-from memkit.paper import mia_runs, report
-from memkit.paper.report import format_params
+from memkit.paper import mia_figures, mia_runs, report
 
 NAME = "tab_mia"
 
@@ -91,29 +89,7 @@ mem.kinds.pivot_table(index=["size", "level"], columns="kind", values="auc", sor
 # ## Figure: membership (AUC) and extraction vs copies
 
 # %%
-plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 6.5})
-fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.5), constrained_layout=True)
-colors = {s: plt.cm.viridis(i / max(1, len(sizes) - 1)) for i, s in enumerate(sizes)}
-for size in sizes:
-    params = format_params(mem.scores.loc[mem.scores["size"] == size, "params"].iloc[0])
-    for attack, style in ((best, "o-"), ("ref", "s--")):
-        sub = pooled[(pooled["size"] == size) & (pooled["attack"] == attack)]
-        if sub.empty:
-            continue
-        err = np.where(sub["ci_ok"], [sub["auc"] - sub["auc_lo"], sub["auc_hi"] - sub["auc"]], 0.0)
-        axes[0].errorbar(np.log10(sub["level"]), sub["auc"], yerr=err, fmt=style, ms=3, lw=0.9, capsize=2,
-                         color=colors[size], label=params if attack == best else None)
-    rates = mem.rates[(mem.rates["size"] == size) & (mem.rates["level"] > 0)]
-    axes[1].plot(np.log10(rates["level"]), rates["exact"], "o-", ms=3, lw=0.9, color=colors[size], label=params)
-axes[0].axhline(0.5, color="0.6", lw=0.6)
-label = mia_runs.ATTACK_LABELS[best].replace("\\", "")
-axes[0].set(ylabel="ROC AUC vs controls", title=f"(a) membership: {label} (—), ref. (--)", ylim=(0, 1.04))
-axes[1].set(ylabel="exact-match rate", title="(b) extraction", ylim=(-0.04, 1.04))
-levels = sorted(mem.rates.loc[mem.rates["level"] > 0, "level"].unique())
-for ax in axes:
-    ax.set(xticks=np.log10(levels), xticklabels=[str(v) for v in levels], xlabel="copies in the training stream")
-    ax.grid(alpha=0.3, lw=0.5)
-    ax.legend(frameon=False, ncol=2)
+fig = mia_figures.membership_figure(mem)
 report.save_figure(fig, out, "fig_mia")
 plt.close(fig)
 

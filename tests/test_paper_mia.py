@@ -158,6 +158,21 @@ def test_mia_table_cells():
     assert "over all 27 size" in caption and "tab\\_mia.py" in caption
 
 
+def test_membership_figure_draws_every_size_and_the_reference_attack():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from memkit.paper.mia_figures import membership_figure
+
+    mem = membership()
+    fig = membership_figure(mem)
+    auc, extraction = fig.axes
+    labels = [t.get_text() for t in auc.get_legend().get_texts()]
+    assert len(labels) == 2 and len(extraction.get_lines()) == 2  # one line per size
+    assert len(auc.containers) == 3  # best attack for both sizes + the reference attack for size b only
+    assert [t.get_text() for t in extraction.get_xticklabels()] == ["1", "10", "100"]
+
+
 def test_mia_numbers():
     numbers = mia_runs.mia_numbers(membership())
     assert numbers["MiaNControls"] == N_CONTROLS and numbers["MiaPooledControls"] == 50
