@@ -4,7 +4,7 @@
 - `canaries`  canary texts, insertion into the training stream, manifests, extraction samples
 - `train`     the deterministic Pythia-architecture training loop and its checkpoints
 - `zoo`       profiles of several sizes trained on one stream, `zoo:` model specs, zoo extraction
-- `laws`      duplication laws (log-linear fits) and extraction onsets over checkpoints
+- `laws`      seed-level rates, dose fits (logistic / log-linear / step) and the size-trend test
 - `latent`    latent memorization: greedy match of every canary under weight-noise draws
 - `latent_null` its permutation null: never-inserted controls as matched pseudo-canaries (pure pandas)
 
