@@ -160,7 +160,7 @@ def dup_fits_table(dup: Duplication) -> tuple[pd.DataFrame, str]:
         for size in dup.sizes:
             lr, ll = fits.loc[(size, metric, "logistic")], fits.loc[(size, metric, "loglinear")]
             th = fits.loc[(size, metric, "threshold")]
-            held = {m: fits.loc[(size, metric, m), "heldout_ll_per"] for m in MODEL_KEYS}
+            held = {m: round(fits.loc[(size, metric, m), "heldout_ll_per"], 3) + 0.0 for m in MODEL_KEYS}  # no -0.000
             best = max(held, key=held.get)
             cells = {m: (f"\\textbf{{{v:.3f}}}" if m == best else f"{v:.3f}") for m, v in held.items()}
             inserted = dup.runs[(dup.runs["size"] == size) & (dup.runs["level"] > 0)]
@@ -224,7 +224,7 @@ def _fit_macros(dup: Duplication) -> dict[str, object]:
     comparison = model_comparison(dup.fits)
     for r in dup.fits.itertuples():
         key = f"Dup{METRICS[r.metric]}{macro_key(r.size)}{MODEL_KEYS[r.model]}"
-        numbers[key + "LL"] = format_number(r.heldout_ll_per, 3)
+        numbers[key + "LL"] = format_number(round(r.heldout_ll_per, 3) + 0.0, 3)  # -0.0004 prints 0.000
         if r.model != "threshold":
             digits = 2 if r.model == "logistic" else 3
             numbers[key + "Slope"] = format_number(r.slope, digits)
