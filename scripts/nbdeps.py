@@ -10,7 +10,10 @@ maps to `src/memkit/<path>.py` or to a package's `__init__.py`; importing `memki
 `memkit/__init__.py` and `memkit/a/__init__.py`, so those count too. Two dynamic forms are followed:
 string literals naming a memkit module inside a package `__init__.py` (memkit's lazy `_EXPORTS`
 table, read by `importlib`), and attribute chains on the top-level package (`memkit.mia.mia_scores`
-imports `memkit.mia` on first use). The closure is transitive over memkit's own modules.
+imports `memkit.mia` on first use). The closure is transitive over memkit's own modules. A file whose
+only statements are a docstring and `from __future__` imports (most package `__init__.py`) cannot change
+what a notebook computes: it stays in the closure but is not listed, so editing a package's docstring
+reruns nothing.
 
 Not followed: model-source names in `core.models.SPEC_RESOLVERS` (`"zoo:" -> "memkit.organisms.zoo"`
 is named, never imported). A notebook that loads `zoo:` models declares the `zoo` input instead, and
@@ -105,6 +108,17 @@ def direct_imports(path: Path, module: str | None, modules: dict[str, Path]) -> 
     return found
 
 
+def inert(path: Path) -> bool:
+    """True when the file holds nothing but a docstring and `from __future__` imports (or nothing)."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            continue
+        return False
+    return True
+
+
 class Graph:
     def __init__(self, src: Path):
         self.src = src
@@ -124,7 +138,8 @@ class Graph:
         return seen
 
     def files(self, roots: set[str]) -> list[Path]:
-        return sorted(self.modules[name] for name in self.closure(roots))
+        """The closure's files that can change a result (`inert` files left out)."""
+        return sorted(path for path in (self.modules[name] for name in self.closure(roots)) if not inert(path))
 
     def notebook_files(self, notebook: Path) -> list[Path]:
         return self.files(direct_imports(notebook, None, self.modules))

@@ -64,10 +64,11 @@ def rel(root, paths):
 def test_closure_follows_lazy_relative_and_package_imports(synthetic):
     graph = nbdeps.Graph(synthetic / "src")
     edit = rel(synthetic, graph.notebook_files(synthetic / "notebooks" / "nb_edit.py"))
-    assert edit == {"memkit/__init__.py", "memkit/paper/__init__.py", "memkit/paper/report.py",
-                    "memkit/mechanisms/__init__.py", "memkit/mechanisms/curvature.py",  # lazy, in a function
-                    "memkit/core/__init__.py", "memkit/core/decode.py",                 # relative, in a function
-                    "memkit/core/models.py", "memkit/errors.py"}                        # transitively
+    assert edit == {"memkit/__init__.py", "memkit/paper/report.py",
+                    "memkit/mechanisms/curvature.py",                                    # lazy, in a function
+                    "memkit/core/decode.py",                                             # relative, in a function
+                    "memkit/core/models.py"}                                             # transitively
+    # empty or docstring-only files (the three package __init__s, errors.py here) are followed, not listed
     lens = rel(synthetic, graph.notebook_files(synthetic / "notebooks" / "nb_lens.py"))
     assert "memkit/mechanisms/lens.py" in lens  # memkit.mechanisms.lens.run(): attribute chain
     assert "memkit/core/models.py" in lens      # the lazy export table of memkit/__init__.py
@@ -75,6 +76,14 @@ def test_closure_follows_lazy_relative_and_package_imports(synthetic):
     # a model-source name in a plain module is named, not imported
     assert all("organisms" not in f for f in edit | lens)
     assert rel(synthetic, graph.notebook_files(synthetic / "notebooks" / "nb_plain.py")) == set()
+
+
+def test_inert_files_hold_only_a_docstring_and_future_imports(tmp_path):
+    for text, expected in (("", True), ('"""doc"""\nfrom __future__ import annotations\n', True),
+                           ('"""doc"""\nX = 1\n', False), ("import os\n", False), ("from . import a\n", False)):
+        write(tmp_path / "m.py", text)
+        assert nbdeps.inert(tmp_path / "m.py") is expected, text
+    assert nbdeps.affected(ROOT, ROOT / "src/memkit/paper/__init__.py") == []  # a docstring edit reruns nothing
 
 
 def test_render_declares_library_files_and_data_inputs(synthetic):
