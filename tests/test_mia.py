@@ -15,7 +15,8 @@ import torch
 import memkit
 from memkit.core.samples import Sample
 from memkit.mechanisms.ablation import suffix_logprobs
-from memkit.mia import attack_metrics, attack_table, mia_scores, seed_pooled_metrics, t_interval, token_stats
+from memkit.core.stats import t_interval
+from memkit.mia import attack_metrics, attack_table, mia_scores, seed_pooled_metrics, token_stats
 
 from conftest import tiny_corpus
 
@@ -342,7 +343,7 @@ def test_seed_pooled_metrics_by_hand():
     assert out["auc_seed_sd"] == pytest.approx(math.sqrt(0.125))
     # t interval over the two seed AUCs: 0.75 +- t(0.975, 1) sd / sqrt 2 = 0.75 +- 12.706 * 0.25, clipped to [0, 1]
     assert (out["auc_seed_lo"], out["auc_seed_hi"]) == (0.0, 1.0)
-    assert t_interval([0.5, 1.0]) == pytest.approx((0.75 - 12.7062047 * 0.25, 0.75 + 12.7062047 * 0.25))
+    assert t_interval([0.5, 1.0]) == pytest.approx((0.75, 0.75 - 12.7062047 * 0.25, 0.75 + 12.7062047 * 0.25))
     # TPR: 6 pooled controls < 100, so the threshold is the highest control (6): 7 and 8 pass, 3 and 5 do not
     assert out["tpr"] == 0.5 and out["fpr_achieved"] == 0.0 and out["tpr_coarse"]
     assert not out["ci_ok"] and math.isnan(out["auc_lo"]) and math.isnan(out["tpr_hi"])  # 2 < 20 members

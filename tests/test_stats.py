@@ -166,3 +166,13 @@ def test_profile_tests_on_synthetic_profiles():
     assert distance["p"] == pytest.approx(2 / 35) and (distance["n_group"], distance["n_control"]) == (4, 3)
     assert tests.loc["mean_kl", "p"] == 1.0  # identical KL everywhere: nothing to find
     assert list(tests["p_holm"]) == pytest.approx([min(1.0, 2 * 2 / 35), 1.0])
+
+
+def test_t_interval_mean_and_student_half_width():
+    from memkit.core.stats import t_interval
+
+    mean, lo, hi = t_interval([0.5, 1.0])  # t(0.975, 1 df) = 12.7062047, sd / sqrt(2) = 0.25
+    assert mean == 0.75 and (lo, hi) == pytest.approx((0.75 - 12.7062047 * 0.25, 0.75 + 12.7062047 * 0.25))
+    one = t_interval([0.3])
+    assert one[0] == 0.3 and math.isnan(one[1]) and math.isnan(one[2])
+    assert math.isnan(t_interval([])[0])

@@ -74,7 +74,7 @@ from .core.batching import right_padded
 from .core.extract import meta_columns, pad_token_id, plan_batches, plan_meta_columns
 from .core.models import LoadedModel
 from .core.samples import Sample
-from .core.stats import MIN_BOOTSTRAP_N
+from .core.stats import MIN_BOOTSTRAP_N, t_interval
 from .errors import MemkitError
 
 POSITIONS = ("all", "suffix")
@@ -289,17 +289,6 @@ def attack_metrics(scores, is_member, *, fpr: float = 0.01, n_boot: int = 1000, 
     return out
 
 
-def t_interval(values, level: float = 0.95) -> tuple[float, float]:
-    """Student-t interval of the mean of `values` (n - 1 degrees of freedom); NaN, NaN with fewer than 2 values."""
-    from scipy.stats import t
-
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return float("nan"), float("nan")
-    half = float(t.ppf((1 + level) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
-    return float(values.mean() - half), float(values.mean() + half)
-
-
 def seed_pooled_metrics(members, nonmembers, *, fpr: float = 0.01, n_boot: int = 1000, seed: int = 0,
                         level: float = 0.95) -> dict:
     """One attack on the same canaries scored by S training seeds of one model: (S, n1) and (S, n0) scores,
@@ -329,7 +318,7 @@ def seed_pooled_metrics(members, nonmembers, *, fpr: float = 0.01, n_boot: int =
         raise MemkitError(f"fpr must lie strictly between 0 and 1 (got {fpr})")
     seed_aucs = _auc_rows(members, nonmembers)
     tpr, achieved = _tpr_rows(members.reshape(1, -1), nonmembers.reshape(1, -1), fpr)
-    seed_lo, seed_hi = np.clip(t_interval(seed_aucs, level), 0.0, 1.0)  # an AUC lies in [0, 1]
+    seed_lo, seed_hi = np.clip(t_interval(seed_aucs, level=level)[1:], 0.0, 1.0)  # an AUC lies in [0, 1]
     out = {"auc": float(seed_aucs.mean()), "auc_lo": float("nan"), "auc_hi": float("nan"),
            "auc_seed_sd": float(seed_aucs.std(ddof=1)) if n_seeds > 1 else float("nan"),
            "auc_seed_lo": float(seed_lo), "auc_seed_hi": float(seed_hi), "tpr": float(tpr[0]), "tpr_lo": float("nan"),
@@ -392,5 +381,5 @@ def attack_table(frame: pd.DataFrame, *, label: str = "is_member", by: Sequence[
 
 
 __all__ = ["ATTACKS", "MIN_BOOT", "POOLED_COLUMNS", "POSITIONS", "SIGMA_FLOOR", "TokenStats", "attack_metrics",
-           "attack_table", "check_same_tokenizer", "lowest_mean", "mia_scores", "seed_pooled_metrics", "t_interval",
+           "attack_table", "check_same_tokenizer", "lowest_mean", "mia_scores", "seed_pooled_metrics",
            "token_stats", "zlib_entropy"]

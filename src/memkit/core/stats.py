@@ -5,6 +5,7 @@
     adjusted = holm([p1, p2, p3])                                                # family-wise error control
     lo, hi = bootstrap_diff_ci(a, b, seed=0)      # NaN when either group has fewer than MIN_BOOTSTRAP_N items
     ci = hierarchical_bootstrap_ci(values, np.mean, seed=0)   # items x seeds: None below MIN_BOOTSTRAP_N items
+    mean, lo, hi = t_interval(seed_means)         # a few replicates (training seeds): Student-t, no bootstrap
 
 Conventions: two-sided tests, fixed seeds, and no bootstrap interval over fewer than
 `MIN_BOOTSTRAP_N` (20) items per group -- a percentile bootstrap over 3 or 4 items gives
@@ -89,6 +90,19 @@ def paired_permutation_test(a: Sequence[float], b: Sequence[float], *, n_resampl
                               vectorized=True, n_resamples=n_resamples, alternative="two-sided",
                               rng=np.random.default_rng(seed))
     return diff, float(result.pvalue)
+
+
+def t_interval(values: Sequence[float], *, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t interval of the mean of a few replicate values, e.g. one per training seed (n - 1
+    degrees of freedom; NaN mean when empty, NaN interval with fewer than 2 values)."""
+    from scipy.stats import t
+
+    x = np.asarray(values, dtype=float)
+    mean = float(x.mean()) if len(x) else float("nan")
+    if len(x) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    return mean, mean - half, mean + half
 
 
 def smallest_permutation_p(n_a: int, n_b: int) -> float:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..core.stats import MIN_BOOTSTRAP_N
+from ..core.stats import MIN_BOOTSTRAP_N, t_interval
 from ..errors import MemkitError
 
 
@@ -30,18 +30,6 @@ def seed_rates(frame: pd.DataFrame, metrics: Sequence[str], *, by: Sequence[str]
     data = frame.assign(**{m: frame[m].astype(float) for m in metrics})
     out = data.groupby(keys, sort=True).agg(n=("id", "size"), **{m: (m, "mean") for m in metrics})
     return out.reset_index()
-
-
-def t_interval(values: Sequence[float], *, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t interval of the mean of a few replicate values (NaN interval with fewer than 2)."""
-    from scipy.stats import t
-
-    x = np.asarray(values, dtype=float)
-    mean = float(x.mean()) if len(x) else float("nan")
-    if len(x) < 2:
-        return mean, float("nan"), float("nan")
-    half = float(t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
-    return mean, mean - half, mean + half
 
 
 def across_seeds(per_seed: pd.DataFrame, metrics: Sequence[str], *, by: Sequence[str] = ("size", "level"),

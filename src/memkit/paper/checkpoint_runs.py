@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core.stats import holm, paired_permutation_test, permutation_test_means
+from ..core.stats import holm, paired_permutation_test, permutation_test_means, t_interval
 from ..organisms import laws
 from ..paths import atomic_path, cache_dir, code_fingerprint, entry_lock
 from .dup_runs import built_sizes, by_size, final_extraction
@@ -119,7 +119,7 @@ def tirumala_table(per_seed: pd.DataFrame, *, levels: Sequence[int], steps: Sequ
         row = {"size": size, "level": int(level), "n": int(cell["n"].min()), "n_seeds": int(cell["seed"].nunique())}
         for metric in CURVE_METRICS:
             ends = cell[cell["step"].isin(last)].groupby("seed")[metric].mean()
-            row[metric], row[metric + "_lo"], row[metric + "_hi"] = laws.t_interval(ends)
+            row[metric], row[metric + "_lo"], row[metric + "_hi"] = t_interval(ends)
             reach = [first_reach(g, metric, threshold) for _, g in cell.groupby("seed", sort=True)]
             hit = [r for r in reach if not np.isnan(r)]
             row[metric + "_reach"] = float(np.mean(hit)) if hit else float("nan")
