@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..core.stats import holm
 from ..organisms.latent_null import matched_pairs, null_tests, pseudo_canary_null
-from .report import format_number, format_params, macro_key
+from .report import format_number, format_p, format_params, macro_key
 
 FAMILY_KEYS = {"absolute": "Abs", "relative": "Rel"}  # noise family -> macro fragment
 
@@ -83,11 +83,6 @@ def latent_runs(profile: str, *, sizes: Sequence[str] | None = None, seeds: Sequ
             del lm
     draws = pd.concat(frames, ignore_index=True)
     return Latent(sizes, draws, *latent_analysis(draws, n_resamples=n_resamples, caliper=caliper))
-
-
-def format_p(value: float) -> str:
-    """A p-value for the table: two significant digits, '--' for NaN."""
-    return "--" if value != value else f"{value:.2g}"
 
 
 def latent_table(lat: Latent, *, n_draws: int, sigmas: Mapping[str, float], caliper: float) -> tuple[pd.DataFrame, str]:

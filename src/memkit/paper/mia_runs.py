@@ -46,7 +46,7 @@ import pandas as pd
 from ..core.stats import MIN_BOOTSTRAP_N, holm, permutation_test_means
 from ..mia import MIN_BOOT, POOLED_COLUMNS, attack_table, seed_pooled_metrics
 from ..paths import atomic_path, cache_dir, code_fingerprint, entry_lock
-from .report import format_number, format_params, macro_key
+from .report import format_number, format_p, format_params, macro_key
 
 #: attack -> how the table and the paper name it (table column order)
 ATTACK_LABELS = {"loss": "loss", "zlib": "zlib", "min_k": "Min-K\\%", "min_k_pp": "Min-K\\%++", "ref": "ref."}
@@ -275,11 +275,6 @@ def membership_runs(profile: str, *, k: int = 32, m: int = 32, min_k: float = 0.
 def with_ci(value: float, low: float, high: float, ci_ok: bool) -> str:
     """'0.83 [0.71, 0.92]', or just '0.83' when a group is too small for a bootstrap CI (the row says n<20)."""
     return f"{format_number(value)} [{format_number(low)}, {format_number(high)}]" if ci_ok else format_number(value)
-
-
-def format_p(value: float) -> str:
-    """A p-value for the table: two significant digits, '--' for NaN."""
-    return "--" if value is None or not np.isfinite(value) else f"{value:.2g}"
 
 
 def exact_cell(rate: pd.Series) -> str:

@@ -203,6 +203,11 @@ def format_small(value: float) -> str:
     return f"{value:.2g}" if value < 0.1 else f"{value:.2f}"
 
 
+def format_p(value: float) -> str:
+    """A p-value for a table or macro: two significant digits, '--' for NaN or no value: '0.0064', '0.25', '1'."""
+    return "--" if value is None or not math.isfinite(value) else f"{value:.2g}"
+
+
 def format_params(count: float) -> str:
     """A parameter count for labels and tables, two significant digits in millions: '850k', '1.2M', '12M'."""
     return f"{count / 1e6:.2g}M" if count >= 1e6 else f"{count / 1e3:.0f}k"
