@@ -72,3 +72,30 @@ def test_entry_lock_is_reentrant_and_keyed_by_absolute_path(tmp_path, monkeypatc
         with entry_lock(tmp_path / "entry.parquet"):  # the same entry again: no deadlock
             pass
     assert list(tmp_path.iterdir()) == []  # nothing written beside the entry
+
+
+def test_model_entry_names_model_and_settings(tmp_path, monkeypatch):
+    from memkit.paths import model_entry
+
+    monkeypatch.setenv("MEMKIT_CACHE", str(tmp_path))
+    entry = model_entry("mia", "zoo:smoke/13k-s1@final", {"b": 1, "a": [1, 2]}, ".parquet")
+    assert entry.parent == tmp_path / "mia" and entry.name.startswith("zoo-smoke-13k-s1-final-")
+    assert entry.name.endswith(".parquet") and len(entry.name) == len("zoo-smoke-13k-s1-final-") + 16 + 8
+    assert entry == model_entry("mia", "zoo:smoke/13k-s1@final", {"a": [1, 2], "b": 1}, ".parquet")  # key order
+    assert entry != model_entry("mia", "zoo:smoke/13k-s1@final", {"a": [1, 2], "b": 2}, ".parquet")
+
+
+def test_cached_frame_computes_once_then_reads_back(tmp_path, monkeypatch):
+    from memkit.paths import cached_frame
+
+    monkeypatch.setenv("MEMKIT_CACHE", str(tmp_path))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return pd.DataFrame({"id": ["a", "b"], "x": [1.0, 2.0]})
+
+    path = tmp_path / "kind" / "entry.parquet"
+    first, second = cached_frame(path, compute), cached_frame(path, compute)
+    assert len(calls) == 1 and path.is_file()
+    pd.testing.assert_frame_equal(first, second)

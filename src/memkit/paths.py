@@ -12,12 +12,17 @@ the lock when its holder dies, so a killed run never blocks the next one.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FIGURES_DIR = PROJECT_ROOT / "figures"
@@ -30,6 +35,34 @@ def cache_dir() -> Path:
     root = Path(os.environ.get("MEMKIT_CACHE", Path.home() / ".cache" / "memkit"))
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def model_entry(kind: str, model_name: str, key: Mapping, suffix: str = "") -> Path:
+    """`<cache>/<kind>/<model slug>-<hash of key><suffix>`: the cache entry of one model and its settings.
+
+    `key` holds everything the entry depends on (weights hash, samples fingerprint, settings, code
+    fingerprint); the slug only makes the folder readable.
+    """
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=list).encode()).hexdigest()[:16]
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", model_name).strip("-") or "model"
+    return cache_dir() / kind / f"{slug}-{digest}{suffix}"
+
+
+def cached_frame(path: Path, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """The parquet table at `path`, computed by `compute()` and written atomically when missing.
+
+    Under `entry_lock(path)`: a second process asking for the same new entry waits, then reads it.
+    """
+    import pandas as pd  # noqa: F811 -- at call time only: importing paths stays cheap
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with entry_lock(path):
+        if path.is_file():
+            return pd.read_parquet(path)
+        frame = compute()
+        with atomic_path(path) as tmp:
+            frame.to_parquet(tmp, index=False)
+        return frame
 
 
 @contextmanager

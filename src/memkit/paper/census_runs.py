@@ -17,9 +17,6 @@ match included).
 from __future__ import annotations
 
 import gc
-import hashlib
-import json
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -27,7 +24,7 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 
 from .. import census
-from ..paths import cache_dir, entry_lock
+from ..paths import entry_lock, model_entry
 from .report import format_number, latex_escape, macro_key
 
 #: How each census source is named in the paper's table.
@@ -62,9 +59,7 @@ def census_folder(lm, windows: Sequence, settings: CensusSettings) -> Path:
 
     key = {"model": lm.name, "model_sha256": lm.sha256, "windows": samples_fingerprint(windows),
            "settings": asdict(settings), "code": census.census_code_version()}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=list).encode()).hexdigest()[:16]
-    slug = re.sub(r"[^A-Za-z0-9.]+", "-", lm.name).strip("-") or "model"
-    return cache_dir() / "census" / f"{slug}-{digest}"
+    return model_entry("census", lm.name, key)
 
 
 def model_census(lm, settings: CensusSettings, *, progress: bool = False) -> census.Census:

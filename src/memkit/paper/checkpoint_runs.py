@@ -14,9 +14,6 @@ across seeds; end-of-training values average the last `n_last` checkpoints, neve
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +23,7 @@ import pandas as pd
 
 from ..core.stats import holm, paired_permutation_test, permutation_test_means, t_interval
 from ..organisms import laws
-from ..paths import atomic_path, cache_dir, code_fingerprint, entry_lock
+from ..paths import cached_frame, code_fingerprint, model_entry
 from .dup_runs import built_sizes, by_size, final_extraction
 from .report import format_number, macro_key
 
@@ -42,25 +39,16 @@ def screen_path(lm, samples: Sequence, *, batch_size: int) -> Path:
 
     key = {"model": lm.name, "model_sha256": lm.sha256, "samples": samples_fingerprint(samples),
            "batch_size": batch_size, "code": code_fingerprint("census.py", "core/batching.py", "core/samples.py")}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    slug = re.sub(r"[^A-Za-z0-9.]+", "-", lm.name).strip("-") or "model"
-    return cache_dir() / "screen" / f"{slug}-{digest}.parquet"
+    return model_entry("screen", lm.name, key, ".parquet")
 
 
 def cached_screen(lm, samples: Sequence, *, batch_size: int = 64) -> pd.DataFrame:
     """`census.screen_batch` over `samples` (id, prefix_match_len, exact_match, tf_accuracy, ...), cached."""
     from ..census import screen_batch
 
-    path = screen_path(lm, samples, batch_size=batch_size)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with entry_lock(path):
-        if path.is_file():
-            return pd.read_parquet(path)
-        frame = pd.concat([screen_batch(lm, samples[i:i + batch_size]) for i in range(0, len(samples), batch_size)],
-                          ignore_index=True)
-        with atomic_path(path) as tmp:
-            frame.to_parquet(tmp, index=False)
-        return frame
+    return cached_frame(screen_path(lm, samples, batch_size=batch_size),
+                        lambda: pd.concat([screen_batch(lm, samples[i:i + batch_size])
+                                           for i in range(0, len(samples), batch_size)], ignore_index=True))
 
 
 def screened(samples: Sequence, *, curve_levels: Sequence[int], window_level: int) -> list:

@@ -33,9 +33,6 @@ are pure pandas, tested on hand-made frames.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -45,7 +42,7 @@ import pandas as pd
 
 from ..core.stats import MIN_BOOTSTRAP_N, holm, permutation_test_means
 from ..mia import MIN_BOOT, POOLED_COLUMNS, attack_table, seed_pooled_metrics
-from ..paths import atomic_path, cache_dir, code_fingerprint, entry_lock
+from ..paths import cached_frame, code_fingerprint, model_entry
 from .report import format_number, format_p, format_params, macro_key
 
 #: attack -> how the table and the paper name it (table column order)
@@ -66,9 +63,7 @@ def scores_path(lm, samples: Sequence, *, reference=None, min_k: float, batch_si
            "reference": None if reference is None else [reference.name, reference.sha256],
            "samples": samples_fingerprint(samples), "min_k": min_k, "batch_size": batch_size, "positions": positions,
            "code": mia_code_version()}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    slug = re.sub(r"[^A-Za-z0-9.]+", "-", lm.name).strip("-") or "model"
-    return cache_dir() / "mia" / f"{slug}-{digest}.parquet"
+    return model_entry("mia", lm.name, key, ".parquet")
 
 
 def cached_mia_scores(lm, samples: Sequence, *, reference=None, min_k: float = 0.2, batch_size: int = 32,
@@ -77,15 +72,8 @@ def cached_mia_scores(lm, samples: Sequence, *, reference=None, min_k: float = 0
     from ..mia import mia_scores
 
     path = scores_path(lm, samples, reference=reference, min_k=min_k, batch_size=batch_size, positions=positions)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with entry_lock(path):
-        if path.is_file():
-            return pd.read_parquet(path)
-        frame = mia_scores(lm, samples, reference=reference, k=min_k, batch_size=batch_size, positions=positions,
-                           progress=progress)
-        with atomic_path(path) as tmp:
-            frame.to_parquet(tmp, index=False)
-        return frame
+    return cached_frame(path, lambda: mia_scores(lm, samples, reference=reference, k=min_k, batch_size=batch_size,
+                                                 positions=positions, progress=progress))
 
 
 @dataclass
