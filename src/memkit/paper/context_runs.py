@@ -57,9 +57,10 @@ def context_samples(canaries: Sequence, *, ks: Sequence[int], eos_id: int, suffi
 
 def seed_scores(runs: pd.DataFrame) -> pd.DataFrame:
     """Per size, seed, condition, k and level: canaries `n`, exact-match rate and mean Biderman score."""
-    return (runs.groupby(["size", "params", "seed", "condition", "k", "level"], sort=True)
-            .agg(n=("id", "size"), exact=("exact_match", "mean"), biderman=("token_match", "mean")).reset_index()
-            .sort_values("params", kind="stable", ignore_index=True))
+    keys = ["size", "params", "seed", "condition", "k", "level"]
+    scores = laws.seed_rates(runs.assign(exact=runs["exact_match"], biderman=runs["token_match"]),
+                             ["exact", "biderman"], by=[key for key in keys if key != "seed"])
+    return scores[keys + ["n", "exact", "biderman"]].sort_values(["params", *keys], ignore_index=True)
 
 
 def across_seeds(scores: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
