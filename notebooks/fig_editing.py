@@ -26,8 +26,6 @@
 models = []  # pretrained model specs
 zoo_profile = "smoke"  # organisms: a zoo profile (built if missing) or None
 zoo_which = "largest"  # "largest" or "all" sizes of the zoo
-labels = {"gemma-3-270m": "Gemma-3-270M", "smollm2-135m-instruct": "SmolLM2-135M-Instruct"}
-macro_names = {"gemma-3-270m": "Gemma", "smollm2-135m-instruct": "Smol"}  # letters only
 attractors = "data/attractors.jsonl"
 ids = None  # attractor ids (None: all)
 k = 32
@@ -65,8 +63,7 @@ from memkit.paper import editing_runs, report
 from memkit.paper.mechanism_models import mechanism_models
 
 NAME = "fig_editing"
-chosen = mechanism_models(models, zoo_profile=zoo_profile, zoo_which=zoo_which, labels=labels,
-                          macro_names=macro_names, progress=progress)
+chosen = mechanism_models(models, zoo_profile=zoo_profile, zoo_which=zoo_which, progress=progress)
 
 # %% [markdown]
 # ## Sweeps (unedited, then every layer set × method × amount): held-out perplexity and memorization; then

@@ -30,8 +30,6 @@
 models = ["smollm2-135m-instruct"]  # pretrained model specs
 zoo_profile = None  # organisms: a zoo profile (built if missing) or None
 zoo_which = "largest"  # "largest" or "all" sizes of the zoo
-labels = {"gemma-3-270m": "Gemma-3-270M", "smollm2-135m-instruct": "SmolLM2-135M-Instruct"}
-macro_names = {"gemma-3-270m": "Gemma", "smollm2-135m-instruct": "Smol"}  # letters only
 attractors = "data/attractors.jsonl"
 ids = ["counting", "days_months", "control_shuffled_genesis_1", "control_shuffled_pi_digits"]  # None: all
 k = 32
@@ -63,8 +61,7 @@ from memkit.paper import heads_runs, report
 from memkit.paper.mechanism_models import mechanism_models
 
 NAME = "fig_heads"
-chosen = mechanism_models(models, zoo_profile=zoo_profile, zoo_which=zoo_which, labels=labels,
-                          macro_names=macro_names, progress=progress)
+chosen = mechanism_models(models, zoo_profile=zoo_profile, zoo_which=zoo_which, progress=progress)
 
 # %% [markdown]
 # ## Scans: every head (of the scanned layers), every mode

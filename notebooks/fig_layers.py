@@ -24,8 +24,6 @@
 
 # %% tags=["parameters"]
 models = ["smollm2-135m-instruct"]  # model specs
-labels = {"gemma-3-270m": "Gemma-3-270M", "smollm2-135m-instruct": "SmolLM2-135M-Instruct"}
-macro_names = {"gemma-3-270m": "Gemma", "smollm2-135m-instruct": "Smol"}  # letters only
 attractors = "data/attractors.jsonl"
 ids = ["counting", "days_months", "lorem_ipsum", "genesis_1", "gettysburg_address"]  # None: every record
 k = 32
@@ -61,7 +59,7 @@ from memkit.dynamics.transitions import group_tests, transition_table
 from memkit.paper import dynamics_figures, dynamics_runs, report
 
 NAME = "fig_layers"
-names, keys = nb.model_labels(models, labels), nb.model_keys(models, macro_names)
+names, keys = nb.model_labels(models), nb.model_keys(models)
 
 # %%
 runs = dynamics_runs.layer_runs(models, nb.read_records(attractors, ids=ids), k=k, m=m, clean_m=clean_m,

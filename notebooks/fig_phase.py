@@ -25,8 +25,6 @@
 
 # %% tags=["parameters"]
 models = ["smollm2-135m-instruct"]  # model specs (embedded names, folders, .gguf, zoo:...)
-labels = {"gemma-3-270m": "Gemma-3-270M", "smollm2-135m-instruct": "SmolLM2-135M-Instruct"}
-macro_names = {"gemma-3-270m": "Gemma", "smollm2-135m-instruct": "Smol"}  # letters only
 attractors = "data/attractors.jsonl"
 ids = ["counting", "days_months", "lorem_ipsum", "genesis_1", "gettysburg_address"]  # None: every record
 k = 32  # prefix tokens
@@ -61,7 +59,7 @@ from memkit.paper import dynamics_figures, dynamics_runs, report
 from memkit.paper.controls import balance_table, control_numbers
 
 NAME = "fig_phase"
-names, keys = nb.model_labels(models, labels), nb.model_keys(models, macro_names)
+names, keys = nb.model_labels(models), nb.model_keys(models)
 
 # %% [markdown]
 # ## Samples (the attractors each model recites, and the controls), seeds, confidence balance

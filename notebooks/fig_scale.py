@@ -30,8 +30,6 @@
 
 # %% tags=["parameters"]
 models = ["gemma-3-270m", "smollm2-135m-instruct"]  # model specs (embedded names, folders, .gguf, zoo:...)
-labels = {"gemma-3-270m": "Gemma-3-270M", "smollm2-135m-instruct": "SmolLM2-135M-Instruct"}
-macro_names = {"gemma-3-270m": "Gemma", "smollm2-135m-instruct": "Smol"}  # letters only
 modes = ["raw", "chat"]
 zoo_profile = "smoke"  # organisms: a zoo profile whose final checkpoints join the figure (raw prompt), or None
 attractors = "data/attractors.jsonl"
@@ -66,7 +64,7 @@ NAME = "fig_scale"
 # %%
 records = nb.read_records(attractors, ids=ids)
 grid = dict(k=k, m=m, short=short, batch_size=batch_size, biderman_m=biderman_m, seed_ids=seed_ids(literature))
-ours = measured_points(models, records, modes=modes, labels=labels, **grid)
+ours = measured_points(models, records, modes=modes, labels=nb.model_labels(models), **grid)
 organisms = organism_points(zoo_profile, records, columns=ours.columns, **grid)
 pd.concat([ours, organisms])[POINT_COLUMNS].round(3)
 
@@ -89,6 +87,6 @@ plt.close(fig)
 # ## Numbers quoted in the paper
 
 # %%
-numbers = scale_numbers(ours, organisms, lit, n_models=len(models), macro_names=macro_names)
+numbers = scale_numbers(ours, organisms, lit, n_models=len(models), macro_names=nb.model_keys(models))
 report.write_macros(out / f"numbers_{NAME}.tex", numbers, source=NAME)
 pd.Series(numbers, dtype=str).sort_index().to_frame("value")

@@ -32,9 +32,7 @@
 
 # %% tags=["parameters"]
 models = ["gemma-3-270m", "smollm2-135m-instruct"]  # model specs (embedded names, folders, .gguf, zoo:...)
-labels = {"gemma-3-270m": "Gemma-3-270M", "smollm2-135m-instruct": "SmolLM2-135M-Instruct"}
 short_labels = {"gemma-3-270m": "Gemma", "smollm2-135m-instruct": "SmolLM2"}  # appendix table
-macro_names = {"gemma-3-270m": "Gemma", "smollm2-135m-instruct": "Smol"}  # letters only
 modes = ["raw", "chat", "chat_verbatim"]  # chat modes only run for models with a chat template
 attractors = "data/attractors.jsonl"
 ids = ["harry_potter", "lorem_ipsum", "counting", "us_constitution", "genesis_1", "html_doctype",
@@ -61,7 +59,7 @@ from memkit.paper.experiments import add_kind, add_verdicts, attractor_numbers, 
 from memkit.paths import PROJECT_ROOT
 
 NAME = "tab_attractors"
-names, keys = nb.model_labels(models, labels), nb.model_keys(models, macro_names)
+names, keys = nb.model_labels(models), nb.model_keys(models)
 
 # %% [markdown]
 # ## Extraction: every model × mode on every attractor (cached on disk)

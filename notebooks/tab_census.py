@@ -31,8 +31,6 @@
 
 # %% tags=["parameters"]
 models = ["smollm2-135m-instruct"]  # model specs (embedded names, folders, .gguf, zoo:...)
-labels = {"gemma-3-270m": "Gemma-3-270M", "smollm2-135m-instruct": "SmolLM2-135M-Instruct"}
-macro_names = {"gemma-3-270m": "Gemma", "smollm2-135m-instruct": "Smol"}  # letters only
 sources = ["licenses", "attractors"]  # of kjv-famous, kjv, licenses, stdlib, attractors
 k = 16  # prefix tokens
 m = 16  # continuation tokens
@@ -56,7 +54,7 @@ import pandas as pd
 from memkit.paper import census_runs, report
 
 NAME = "tab_census"
-names, keys = nb.model_labels(models, labels), nb.model_keys(models, macro_names)
+names, keys = nb.model_labels(models), nb.model_keys(models)
 settings = census_runs.CensusSettings(sources=tuple(sources), k=k, m=m, max_windows_per_source=max_windows_per_source,
                                       screen_prefix=screen_prefix, screen_accuracy=screen_accuracy,
                                       recall_fraction=recall_fraction, recall_min=recall_min, seed=seed,

@@ -54,8 +54,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from memkit.organisms.latent_null import eligible
-from memkit.paper import latent_runs, report
-from memkit.paper.report import format_params
+from memkit.paper import latent_figures, latent_runs, report
 
 NAME = "tab_latent"
 
@@ -81,33 +80,7 @@ lat.tests.round(4)
 # ## Figure: gain per level (dots: seeds; solid: canaries, dashed: matched controls), the null's distribution
 
 # %%
-plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 6.5})  # panels (a), (b): all pairs
-fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.4), constrained_layout=True)
-levels = sorted(lat.pairs["level"].unique())
-per_seed = lat.pairs.groupby(["family", "size", "level", "seed"])[["canary_gain", "control_gain"]].mean().reset_index()
-params = dict(zip(lat.draws["size"], lat.draws["params"]))
-for ax, family in zip(axes[:2], sigmas):
-    for i, size in enumerate(lat.sizes):
-        color = plt.cm.viridis(i / max(1, len(lat.sizes) - 1))
-        sub = per_seed[(per_seed["family"] == family) & (per_seed["size"] == size)]
-        x = sub["level"].map(levels.index) + (i - 0.5) * 0.12
-        ax.scatter(x, sub["canary_gain"], s=8, color=color, lw=0)
-        ax.scatter(x, sub["control_gain"], s=8, color=color, marker="x", lw=0.6)
-        mean = sub.groupby("level")[["canary_gain", "control_gain"]].mean()
-        ax.plot(mean.index.map(levels.index), mean["canary_gain"], "-", color=color, lw=1, label=format_params(params[size]))
-        ax.plot(mean.index.map(levels.index), mean["control_gain"], "--", color=color, lw=0.8)
-    ax.set_xticks(range(len(levels)), [str(v) for v in levels])
-    ax.set(title=f"({'ab'[list(sigmas).index(family)]}) {family} σ = {sigmas[family]:g}", xlabel="copies")
-    ax.grid(alpha=0.3, lw=0.5)
-axes[0].set_ylabel(f"gain in greedy match (best of {n_draws})\n(• canaries, × matched controls)")
-axes[0].legend(frameon=False)
-groups = list(lat.null.groupby(["family", "size"], sort=False))
-width = 0.8 / max(1, len(groups))
-for j, ((family, size), group) in enumerate(groups):
-    axes[2].bar(group["gain"] + (j - (len(groups) - 1) / 2) * width, group["share"], width=width,
-                label=f"{format_params(params[size])} {family} (n={group['n'].iloc[0]})")
-axes[2].set(title="(c) the null: controls' gain", xlabel="gain (tokens)", ylabel="share of controls")
-axes[2].legend(frameon=False)
+fig = latent_figures.latent_figure(lat, sigmas=sigmas, n_draws=n_draws)
 report.save_figure(fig, out, "fig_latent")
 plt.close(fig)
 

@@ -31,8 +31,6 @@
 
 # %% tags=["parameters"]
 models = ["smollm2-135m-instruct"]
-labels = {"gemma-3-270m": "Gemma-3-270M", "smollm2-135m-instruct": "SmolLM2-135M-Instruct"}
-macro_names = {"gemma-3-270m": "Gemma", "smollm2-135m-instruct": "Smol"}  # letters only
 attractors = "data/attractors.jsonl"
 ids = ["genesis_1", "gettysburg_address", "lorem_ipsum", "mit_license", "hamlet_soliloquy"]  # None: every record
 k = 16  # prefix tokens (the attacks score all k + m tokens)
@@ -58,7 +56,7 @@ import pandas as pd
 from memkit.paper import mia_real, report
 
 NAME = "tab_mia_real"
-names, keys = nb.model_labels(models, labels), nb.model_keys(models, macro_names)
+names, keys = nb.model_labels(models), nb.model_keys(models)
 
 # %% [markdown]
 # ## An example pair, and the scores of every text and twin

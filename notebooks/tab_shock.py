@@ -33,8 +33,6 @@
 
 # %% tags=["parameters"]
 models = ["smollm2-135m-instruct"]  # model specs
-labels = {"gemma-3-270m": "Gemma-3-270M", "smollm2-135m-instruct": "SmolLM2-135M-Instruct"}
-macro_names = {"gemma-3-270m": "Gemma", "smollm2-135m-instruct": "Smol"}  # letters only
 attractors = "data/attractors.jsonl"
 ids = ["counting", "days_months", "lorem_ipsum", "genesis_1", "gettysburg_address"]  # None: every record
 k = 32
@@ -94,7 +92,7 @@ per_alpha.round(3)
 
 # %%
 table, caption = shock_table(shock, overall, per_alpha, models=models, alphas=alphas, positions=positions,
-                             labels=nb.model_labels(models, labels), k=k, m=m, min_tail=min_tail, max_shift=max_shift)
+                             labels=nb.model_labels(models), k=k, m=m, min_tail=min_tail, max_shift=max_shift)
 path = report.write_table(table, out / f"{NAME}.tex", source=NAME, caption=caption, label="tab:shock",
                           column_format="llrrrrrr", escape=False)
 report.fit_float(path, font=r"\small", width=r"\linewidth")
@@ -104,7 +102,7 @@ print("shock table:", table.shape[0], "rows")
 # ## Numbers quoted in the paper
 
 # %%
-numbers = shock_numbers(shock, overall, per_alpha, models=models, keys=nb.model_keys(models, macro_names), k=k, m=m,
+numbers = shock_numbers(shock, overall, per_alpha, models=models, keys=nb.model_keys(models), k=k, m=m,
                         alphas=alphas, positions=positions, min_tail=min_tail, max_shift=max_shift,
                         example_id=example_id)
 report.write_macros(out / f"numbers_{NAME}.tex", numbers, source=NAME)

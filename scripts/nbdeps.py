@@ -15,6 +15,10 @@ only statements are a docstring and `from __future__` imports (most package `__i
 what a notebook computes: it stays in the closure but is not listed, so editing a package's docstring
 reruns nothing.
 
+Data files a module reads: a module-level `READS = ("configs/models-cpu.yml", ...)` of string literals
+(project-relative paths) makes those files prerequisites of every notebook whose closure holds the module
+(memkit.paper.nb reads the model catalogs this way).
+
 Not followed: model-source names in `core.models.SPEC_RESOLVERS` (`"zoo:" -> "memkit.organisms.zoo"`
 is named, never imported). A notebook that loads `zoo:` models declares the `zoo` input instead, and
 the zoo stamp depends on the zoo's own import closure.
@@ -108,6 +112,18 @@ def direct_imports(path: Path, module: str | None, modules: dict[str, Path]) -> 
     return found
 
 
+def declared_reads(path: Path) -> list[str]:
+    """The string literals of a module-level `READS = (...)` (project-relative data files), else []."""
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == "READS" for t in targets):
+            value = ast.literal_eval(node.value)
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise SystemExit(f"{path}: READS must be a tuple or list of path strings")
+            return list(value)
+    return []
+
+
 def inert(path: Path) -> bool:
     """True when the file holds nothing but a docstring and `from __future__` imports (or nothing)."""
     for node in ast.parse(path.read_text()).body:
@@ -143,6 +159,11 @@ class Graph:
 
     def notebook_files(self, notebook: Path) -> list[Path]:
         return self.files(direct_imports(notebook, None, self.modules))
+
+    def notebook_reads(self, notebook: Path) -> list[str]:
+        """The data files (`READS`) declared by the modules of the notebook's closure, sorted."""
+        closure = self.closure(direct_imports(notebook, None, self.modules))
+        return sorted({r for name in closure for r in declared_reads(self.modules[name])})
 
 
 def load_declared(path: Path) -> dict[str, dict[str, list[str]]]:
@@ -190,6 +211,7 @@ def render(root: Path, names: list[str] | None = None, src: Path | None = None, 
         lines.append(f"{target}: {rel(graph.notebook_files(nbdir / f'{nb}.py'))}")
         entry = declared.get(nb, {"after": [], "reads": []})
         reads = [ALIASES[r][0] if r in ALIASES else r for r in entry["reads"]]
+        reads += [r for r in graph.notebook_reads(nbdir / f"{nb}.py") if r not in reads]
         if reads:
             lines.append(f"{target}: {' '.join(reads)}")
         if entry["after"]:

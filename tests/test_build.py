@@ -100,6 +100,19 @@ def test_render_declares_library_files_and_data_inputs(synthetic):
                            synthetic / "src") == ["nb_edit"]
 
 
+def test_modules_declare_the_data_files_they_read(synthetic):
+    write(synthetic / "src/memkit/core/models.py", 'from ..errors import E\nREADS = ("configs/models.yml",)\n')
+    lines = nbdeps.render(synthetic).splitlines()
+    assert "$(NBDIR)/nb_lens.ipynb: $(ZOO_STAMP) data/x.csv configs/models.yml" in lines  # via memkit.core.models
+    assert "$(NBDIR)/nb_edit.ipynb: configs/models.yml" in lines                          # via curvature -> decode
+    assert "$(NBDIR)/nb_plain.ipynb: " in lines                                           # imports no memkit
+    write(synthetic / "src/memkit/core/models.py", 'READS = "configs/models.yml"\n')
+    with pytest.raises(SystemExit, match="READS must be"):
+        nbdeps.render(synthetic)
+    real = nbdeps.render(ROOT).splitlines()  # the paper notebooks rerun when a model catalog changes
+    assert any(line.startswith("$(NBDIR)/fig_phase.ipynb: ") and "configs/models-gpu.yml" in line for line in real)
+
+
 def test_deps_yml_rejects_unknown_keys_and_notebooks(synthetic):
     write(synthetic / "notebooks" / "deps.yml", "nb_lens: {needs: [nb_plain]}\n")
     with pytest.raises(SystemExit, match="unknown keys"):

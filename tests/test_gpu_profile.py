@@ -22,6 +22,7 @@ from memkit.cli import main
 from memkit.core import models as models_module
 from memkit.core.models import HubSpec, load_model, parse_hub_spec, resolve_spec
 from memkit.errors import MemkitError
+from memkit.paper import nb
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_PARAMS = sorted((ROOT / "notebooks" / "params" / "gpu").glob("*.yml"))
@@ -30,7 +31,7 @@ CPU_MODELS = yaml.safe_load((ROOT / "configs" / "models-cpu.yml").read_text())
 #: notebooks whose experiment needs the organisms only (no pretrained model list): no GPU params
 ORGANISM_ONLY = {"fig_dup_scaling", "fig_context", "fig_checkpoints", "tab_latent", "tab_mia"}
 #: parameters whose value is a {model spec: ...} mapping (every key must be a model of the file)
-PER_MODEL = ("labels", "short_labels", "macro_names", "model_alphas", "layer_step", "extra_modes", "keep_masses",
+PER_MODEL = ("short_labels", "model_alphas", "layer_step", "extra_modes", "keep_masses",
              "layer_frac")
 
 
@@ -73,11 +74,9 @@ def test_gpu_params_name_only_notebook_parameters_and_profile_models(path):
             assert set(action["alpha"]) == set(models)
     if "keep_masses" in params:  # fig_editing looks up every model's grid
         assert set(params["keep_masses"]) == set(models)
-    by_spec = {m["spec"]: m for m in GPU_MODELS["models"]}
-    for spec, macro in params.get("macro_names", {}).items():
-        assert macro == by_spec[spec]["macro"]
-    for spec, label in params.get("labels", {}).items():
-        assert label == by_spec[spec]["label"]
+    # labels and macro names come from the catalogs: every model has its own, none falls back to its spec
+    keys, labels = nb.model_keys(models), nb.model_labels(models)
+    assert len(set(keys.values())) == len(models) and all(labels[s] != s for s in models)
 
 
 def test_gpu_model_list():

@@ -5,18 +5,34 @@ import math
 import pandas as pd
 import pytest
 
+from memkit.errors import MemkitError
 from memkit.paper import dynamics_runs, nb
 
 
-def test_model_keys_and_labels():
-    specs = ["gemma-3-270m", "smollm2-135m-instruct", "zoo:smoke/100k@final"]
-    keys = nb.model_keys(specs, {"gemma-3-270m": "Gemma"})
-    assert keys == {"gemma-3-270m": "Gemma", "smollm2-135m-instruct": "SmollmTwoOneThreeFiveMInstruct",
-                    "zoo:smoke/100k@final": "ZooOneZeroZeroK"}
-    assert nb.model_keys(specs[2:], zoo_single=True) == {"zoo:smoke/100k@final": "Zoo"}
-    assert nb.model_labels(specs, {"gemma-3-270m": "Gemma-3-270M"}) == {
-        "gemma-3-270m": "Gemma-3-270M", "smollm2-135m-instruct": "smollm2-135m-instruct",
-        "zoo:smoke/100k@final": "organism 100k"}
+def test_model_keys_and_labels_come_from_the_catalog_then_overrides():
+    specs = ["gemma-3-270m", "smollm2-135m-instruct", "zoo:smoke/100k@final", "my-org/my-model"]
+    assert nb.model_keys(specs) == {"gemma-3-270m": "Gemma", "smollm2-135m-instruct": "Smol",
+                                    "zoo:smoke/100k@final": "ZooOneZeroZeroK", "my-org/my-model": "MyOrgMyModel"}
+    assert nb.model_keys(specs[:1], {"gemma-3-270m": "G"}) == {"gemma-3-270m": "G"}  # an explicit name wins
+    assert nb.model_keys(specs[2:3], zoo_single=True) == {"zoo:smoke/100k@final": "Zoo"}
+    assert nb.model_labels(specs) == {"gemma-3-270m": "Gemma-3-270M", "smollm2-135m-instruct": "SmolLM2-135M-Instruct",
+                                      "zoo:smoke/100k@final": "organism 100k", "my-org/my-model": "my-org/my-model"}
+    assert nb.model_labels(["google/gemma-3-270m-it"]) == {"google/gemma-3-270m-it": "Gemma-3-270M-IT"}  # GPU catalog
+
+
+def test_model_catalog_rejects_entries_without_names_or_with_conflicts(tmp_path, monkeypatch):
+    monkeypatch.setattr(nb, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(nb, "READS", ("a.yml", "b.yml"))
+    (tmp_path / "a.yml").write_text("models:\n  - {spec: x, label: X, macro: Ex}\n")
+    cases = {"models:\n  - {spec: x, label: X}\n": "needs spec, label and macro",
+             "models:\n  - {spec: y, label: Y, macro: Y2}\n": "letters only",
+             "models:\n  - {spec: x, label: Other, macro: Ex}\n": "differ from another catalog"}
+    for text, message in cases.items():
+        (tmp_path / "b.yml").write_text(text)
+        nb.model_catalog.cache_clear()
+        with pytest.raises(MemkitError, match=message):
+            nb.model_catalog()
+    nb.model_catalog.cache_clear()
 
 
 def test_read_records_by_id(tmp_path):

@@ -61,3 +61,18 @@ def test_latent_table_and_numbers():
     assert numbers["LatentMatchedSignificant"] == 0 and numbers["LatentMatchedSignificantMinLevel"] == "--"
     assert numbers["LatentCalMaxLevel"] == 16 and numbers["LatentCalMinP"] == "1" and numbers["LatentMatchedMinP"] == "0.67"
     assert numbers["LatentCalAbsOneKLOneSixN"] == 1 and numbers["LatentCalAbsOneKLOneSixGain"] == "31.00"
+
+
+def test_latent_figure_draws_one_panel_per_family_and_the_null():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from memkit.paper.latent_figures import latent_figure
+
+    fig = latent_figure(_latent(), sigmas={"absolute": 0.01}, n_draws=200)
+    family, unused, null = fig.axes
+    assert family.get_title() == "(a) absolute σ = 0.01"
+    assert [t.get_text() for t in family.get_legend().get_texts()] == ["1k"]  # one line per size
+    assert len(family.get_lines()) == 2 and len(family.collections) == 2      # canaries/controls: means, seeds
+    assert not unused.get_lines()                                              # a second family would draw here
+    assert len(null.patches) > 0 and "absolute (n=" in null.get_legend().get_texts()[0].get_text()

@@ -5,7 +5,8 @@ from memkit.paper.report import format_params
 
 
 def test_format_params():
-    assert [format_params(n) for n in (850_400, 1_234_567, 12_345_678)] == ["850k", "1.2M", "12M"]
+    assert [format_params(n) for n in (6_592, 9_960, 850_400, 999_600, 1_234_567, 12_345_678)] == [
+        "6.6k", "10k", "850k", "1M", "1.2M", "12M"]
 
 
 def test_format_p_two_significant_digits_and_a_dash_for_no_value():

@@ -1,7 +1,6 @@
 """The models a mechanism notebook (fig_lens, fig_heads, fig_editing) runs, with their macro keys and labels.
 
-    chosen = mechanism_models(["gemma-3-270m"], zoo_profile="paper", zoo_which="largest",
-                              labels=labels, macro_names=macro_names)
+    chosen = mechanism_models(["gemma-3-270m"], zoo_profile="paper", zoo_which="largest")
     chosen.specs    # ["gemma-3-270m", "zoo:<largest size>@final"]
     chosen.keys     # {"gemma-3-270m": "Gemma", "zoo:...": "Zoo"}
     chosen.labels   # {"gemma-3-270m": "Gemma-3-270M", "zoo:...": "organism <size>"}
@@ -45,7 +44,11 @@ def zoo_organisms(zoo_profile: str | None, *, zoo_which: str = "largest", progre
 def mechanism_models(models: Sequence[str], *, zoo_profile: str | None = None, zoo_which: str = "largest",
                      labels: Mapping[str, str] | None = None, macro_names: Mapping[str, str] | None = None,
                      progress: bool = False) -> ModelSet:
-    """The pretrained `models` plus the zoo organisms, keyed for macros (one organism reads `Zoo`)."""
+    """The pretrained `models` plus the zoo organisms, keyed for macros (one organism reads `Zoo`).
+
+    Keys and labels come from the model catalogs (`nb.model_keys` / `nb.model_labels`); `labels` and
+    `macro_names` override them per spec.
+    """
     specs = list(models) + zoo_organisms(zoo_profile, zoo_which=zoo_which, progress=progress)
     return ModelSet(specs, nb.model_keys(specs, macro_names, zoo_single=zoo_which == "largest"),
                     nb.model_labels(specs, labels))

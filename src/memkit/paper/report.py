@@ -209,8 +209,11 @@ def format_p(value: float) -> str:
 
 
 def format_params(count: float) -> str:
-    """A parameter count for labels and tables, two significant digits in millions: '850k', '1.2M', '12M'."""
-    return f"{count / 1e6:.2g}M" if count >= 1e6 else f"{count / 1e3:.0f}k"
+    """A parameter count for labels and tables, two significant digits below 10k and in millions: '6.6k', '850k',
+    '1.2M', '12M' (the organisms' size names read the same: 6592 -> '6.6k')."""
+    if count >= 999_500:  # would round to 1000k
+        return f"{count / 1e6:.2g}M"
+    return f"{count / 1e3:.2g}k" if count < 9_950 else f"{count / 1e3:.0f}k"
 
 
 def format_params_whole(count: float) -> str:
