@@ -147,6 +147,18 @@ def tiny_lm(tiny_model_dir):
     return memkit.load_model(str(tiny_model_dir), device="cpu")
 
 
+@pytest.fixture(scope="module", params=["gpt_neox", "llama", "gemma3"])
+def arch_lm(request, tiny_model_dir, tmp_path_factory):
+    """A tiny random model of each architecture family the mechanism code describes (per test module)."""
+    import memkit
+    from mech_models import build_arch_model
+
+    if request.param == "gpt_neox":
+        return memkit.load_model(str(tiny_model_dir), device="cpu")
+    folder = build_arch_model(request.param, tmp_path_factory.mktemp(request.param) / "model", tiny_model_dir)
+    return memkit.load_model(str(folder), device="cpu")
+
+
 @contextlib.contextmanager
 def _real_cache():
     """The MEMKIT_CACHE the session started with (or memkit's default), whatever a test patched."""

@@ -19,17 +19,9 @@ from memkit.core.hooks import record_residuals
 from memkit.mechanisms.ablation import (LayerInputs, ablate_heads, ablate_rows, concentration, gini, head_effects,
                                         head_means, head_scan, suffix_logprobs, top_heads)
 
-from mech_models import TEXTS, build_arch_model
+from mech_models import TEXTS
 
 GENERIC = ["Some generic reference text about boats, gardens, markets and the weather in the village. " * 3]
-
-
-@pytest.fixture(scope="module", params=["gpt_neox", "llama", "gemma3"])
-def arch_lm(request, tiny_model_dir, tmp_path_factory):
-    if request.param == "gpt_neox":
-        return memkit.load_model(str(tiny_model_dir), device="cpu")
-    folder = build_arch_model(request.param, tmp_path_factory.mktemp(request.param) / "model", tiny_model_dir)
-    return memkit.load_model(str(folder), device="cpu")
 
 
 def _samples(lm, k=6, m=8):

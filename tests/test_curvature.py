@@ -19,18 +19,10 @@ from memkit.mechanisms.curvature import (METHODS, accumulate_kfac, cached_kfac, 
                                          sample_labels, save_factors)
 
 from conftest import BASE_TEXT, tiny_corpus
-from mech_models import TEXTS, build_arch_model
+from mech_models import TEXTS
 
 FIT = [tiny_corpus()[3000:9000]]
 HELD_OUT = [BASE_TEXT]
-
-
-@pytest.fixture(scope="module", params=["gpt_neox", "llama", "gemma3"])
-def arch_lm(request, tiny_model_dir, tmp_path_factory):
-    if request.param == "gpt_neox":
-        return memkit.load_model(str(tiny_model_dir), device="cpu")
-    folder = build_arch_model(request.param, tmp_path_factory.mktemp(request.param) / "model", tiny_model_dir)
-    return memkit.load_model(str(folder), device="cpu")
 
 
 @pytest.fixture(scope="module")

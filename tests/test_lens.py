@@ -11,16 +11,7 @@ from memkit.core.arch import decoder_layers, final_norm, logit_softcap
 from memkit.core.hooks import record_residuals
 from memkit.mechanisms.lens import lens_logits, lock_in, logit_lens
 
-from mech_models import TEXTS, build_arch_model
-
-
-
-@pytest.fixture(scope="module", params=["gpt_neox", "llama", "gemma3"])
-def arch_lm(request, tiny_model_dir, tmp_path_factory):
-    if request.param == "gpt_neox":
-        return memkit.load_model(str(tiny_model_dir), device="cpu")
-    folder = build_arch_model(request.param, tmp_path_factory.mktemp(request.param) / "model", tiny_model_dir)
-    return memkit.load_model(str(folder), device="cpu")
+from mech_models import TEXTS
 
 
 def _samples(lm, k=6, m=8):
