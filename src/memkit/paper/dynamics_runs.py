@@ -46,6 +46,18 @@ def experiment_samples(lm, records: Sequence[dict], *, controls: str, k: int, m:
     return samples, clean, groups, None
 
 
+def model_samples(spec: str, records: Sequence[dict], confidence: list, **selection):
+    """Load `spec` and select its samples (`experiment_samples(**selection)`): (model, samples, clean runs,
+    {id: group}); the confidence match of matched controls is appended to `confidence` with a `spec` column."""
+    from ..core.models import load_model
+
+    lm = load_model(spec)
+    samples, clean, groups, matched = experiment_samples(lm, records, **selection)
+    if matched is not None:
+        confidence.append(matched.assign(spec=spec))
+    return lm, samples, clean, dict(zip(clean["id"], clean["id"].map(groups)))
+
+
 def sweep_kinds(kinds: Sequence[str] | None = None) -> list[str]:
     """The action kinds a phase sweep runs: `kinds` (None: every kind) without the `shock` family."""
     return [kind for kind in (kinds or KINDS) if FAMILIES[kind] != "shock"]
@@ -115,7 +127,6 @@ def phase_sweeps(specs: Sequence[str], records: Sequence[dict], *, k: int, m: in
     Seeded kinds run every seed, deterministic ones the first (`dynamics.sweeps.seeds_for`);
     `cache`: sweeps reuse their cached settings (`dynamics.sweeps.alpha_sweep`).
     """
-    from ..core.models import load_model
     from ..dynamics.actions import difference_of_means
     from ..dynamics.sweeps import alpha_sweep, distinct_share, seed_plan, typical_coordinate_alpha
 
@@ -123,16 +134,12 @@ def phase_sweeps(specs: Sequence[str], records: Sequence[dict], *, k: int, m: in
     grids = {(spec, kind): kind_grid(spec, kind, alphas, model_alphas) for spec in specs for kind in kinds}
     runs, selection, notes, confidence = [], [], {}, []
     for spec in specs:
-        lm = load_model(spec)
-        samples, clean, groups, matched = experiment_samples(
-            lm, records, controls=controls, k=k, m=m, clean_m=clean_m, threshold=threshold,
+        lm, samples, clean, group_of = model_samples(
+            spec, records, confidence, controls=controls, k=k, m=m, clean_m=clean_m, threshold=threshold,
             max_memorized=max_memorized, max_controls=max_controls)
-        if matched is not None:
-            confidence.append(matched.assign(spec=spec))
         layer = int(round(embed_layer_frac * (lm.n_layers - 1)))
-        group_of = dict(zip(clean["id"], clean["id"].map(groups)))
         typical = typical_coordinate_alpha(lm, samples, layer)  # embedding alpha that matches a typical coordinate
-        selection.append(clean.assign(spec=spec, group=clean["id"].map(groups), layer=layer, typical_alpha=typical,
+        selection.append(clean.assign(spec=spec, group=clean["id"].map(group_of), layer=layer, typical_alpha=typical,
                                       distinct=clean["generated_ids"].map(distinct_share))[
             ["spec", "id", "group", "token_match", "exact_match", "distinct", "layer", "typical_alpha"]])
         mem_ids = [i for i in clean["id"] if group_of[i] == "memorized"]
@@ -464,19 +471,14 @@ def layer_runs(specs: Sequence[str], records: Sequence[dict], *, k: int, m: int,
     deterministic kind); the profiles keep a `seed` column. `cache`: the layer sweep reuses cached
     settings (e.g. the `fig_phase` sweep at its embedding layer).
     """
-    from ..core.models import load_model
     from ..dynamics.sweeps import fragility_profiles, layer_sweep, make_action, seeds_for
 
     model_alphas = model_alphas or {}
     sweeps, layer_profiles, step_profiles, selection, resolved_actions, confidence = [], [], [], [], {}, []
     for spec in specs:
-        lm = load_model(spec)
-        samples, clean, groups, matched = experiment_samples(
-            lm, records, controls=controls, k=k, m=m, clean_m=clean_m, threshold=threshold,
+        lm, samples, clean, group_of = model_samples(
+            spec, records, confidence, controls=controls, k=k, m=m, clean_m=clean_m, threshold=threshold,
             max_memorized=max_memorized, max_controls=max_controls)
-        if matched is not None:
-            confidence.append(matched.assign(spec=spec))
-        group_of = dict(zip(clean["id"], clean["id"].map(groups)))
         selection.append(clean.assign(spec=spec, group=clean["id"].map(group_of))[
             ["spec", "id", "group", "token_match"]])
         n = lm.n_layers
