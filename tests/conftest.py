@@ -67,6 +67,17 @@ _TIMES = ["before dawn", "after lunch", "during the storm", "on a Sunday morning
           "in early spring", "at the end of summer", "while it was snowing"]
 
 
+#: Three plain lowercase texts for perturbation and sweep tests on the tiny model (long enough for k + m).
+PLAIN_TEXTS = [
+    "the quick brown fox jumps over the lazy dog while the small cat sleeps on the warm mat near the door "
+    "and the old man reads a long book about the sea and the ships that sail across it every day",
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty and then the counting stops because the children are tired",
+    "in the beginning there was a quiet village by the river where people planted wheat and barley and "
+    "sold bread at the market every morning before the sun rose over the hills of the valley",
+]
+
+
 def tiny_corpus() -> str:
     """The fixed training text: BASE_TEXT plus 400 seeded template sentences (~30 KB)."""
     rng = random.Random(1234)

@@ -16,14 +16,7 @@ from memkit.dynamics.actions import (EMBEDDING_KINDS, KINDS, Action, apply_token
 from memkit.dynamics.perturb import observe, perturb, relock_step
 from memkit.errors import MemkitError
 
-TEXTS = [
-    "the quick brown fox jumps over the lazy dog while the small cat sleeps on the warm mat near the door "
-    "and the old man reads a long book about the sea and the ships that sail across it every day",
-    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty and then the counting stops because the children are tired",
-    "in the beginning there was a quiet village by the river where people planted wheat and barley and "
-    "sold bread at the market every morning before the sun rose over the hills of the valley",
-]
+from conftest import PLAIN_TEXTS
 
 
 def _action(kind, alpha, layer=1):
@@ -37,7 +30,7 @@ def _action(kind, alpha, layer=1):
 
 @pytest.fixture(scope="module")
 def samples(tiny_lm):
-    return memkit.make_samples(tiny_lm, TEXTS, k=12, m=10)
+    return memkit.make_samples(tiny_lm, PLAIN_TEXTS, k=12, m=10)
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +168,7 @@ def test_perturb_cli_resumes_and_reports_bad_input(tiny_model_dir, tmp_path, cap
     from memkit.cli import main
 
     data = tmp_path / "in.jsonl"
-    data.write_text("".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(TEXTS)))
+    data.write_text("".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(PLAIN_TEXTS)))
     out = tmp_path / "p.parquet"
     args = ["perturb", "--model", str(tiny_model_dir), "--input", str(data), "--out", str(out), "-k", "12", "-m", "8",
             "--action", "embed_random", "--alpha", "1", "--layer", "1", "--no-progress"]

@@ -21,6 +21,9 @@ from memkit.dynamics.transitions import (bootstrap_alpha_star, fit_sigmoid, grid
                                          rank_robustness, sample_curves, seed_array, sigmoid, transition_table)
 from memkit.paper.report import format_alpha, format_ci
 
+from conftest import PLAIN_TEXTS
+
+
 GRID = np.array([0, 0.03125, 0.0625, 0.125, 0.25, 0.5, 1.0])
 FINE = np.linspace(0, 2, 21)
 
@@ -180,19 +183,11 @@ def test_shock_summary():
 
 
 # -- the batched sweep equals perturb() one alpha at a time (tiny random model) ---------------------
-TEXTS = [
-    "the quick brown fox jumps over the lazy dog while the small cat sleeps on the warm mat near the door "
-    "and the old man reads a long book about the sea and the ships that sail across it every day",
-    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty and then the counting stops because the children are tired",
-    "in the beginning there was a quiet village by the river where people planted wheat and barley and "
-    "sold bread at the market every morning before the sun rose over the hills of the valley",
-]
 
 
 @pytest.fixture(scope="module")
 def tiny_setup(tiny_lm):
-    samples = memkit.make_samples(tiny_lm, TEXTS, k=12, m=8)
+    samples = memkit.make_samples(tiny_lm, PLAIN_TEXTS, k=12, m=8)
     clean = memkit.extract(tiny_lm, samples, batch_size=3, progress=False)
     return samples, clean
 
@@ -229,7 +224,7 @@ def test_layer_sweep_batches_layers_exactly(tiny_lm, tiny_setup):
 
 def test_clean_prefix_equals_a_shorter_run(tiny_lm, tiny_setup):
     samples, clean = tiny_setup
-    short = memkit.extract(tiny_lm, memkit.make_samples(tiny_lm, TEXTS, k=12, m=5), progress=False)
+    short = memkit.extract(tiny_lm, memkit.make_samples(tiny_lm, PLAIN_TEXTS, k=12, m=5), progress=False)
     cut = clean_prefix(clean, 5)
     assert [list(g) for g in cut["generated_ids"]] == [list(g) for g in short["generated_ids"]]
     assert list(cut["token_match"]) == pytest.approx(list(short["token_match"]))
