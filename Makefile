@@ -104,7 +104,7 @@ endif
 embedded-models: $(STAMP)
 	@$(PY) -c "from memkit.core.models import EMBEDDED, resolve_spec; [resolve_spec(s, progress=False) for s in EMBEDDED]"
 
-zoo: $(ZOO_STAMP) ## train the paper zoo of Pythia-architecture organisms (122 CPU-min, ~70 min on 2 shared cores; cached)
+zoo: $(ZOO_STAMP) ## train the paper zoo of Pythia-architecture organisms (80 CPU-min incl. the LR sweep, ~42 min on 2 cores; cached)
 
 # the organisms: trained once per code version (cached by config hash in $$MEMKIT_CACHE/zoo); the stamp
 # also depends on the zoo's import closure (build/nbdeps.mk). Wiping $$MEMKIT_CACHE: rm the stamp too.
