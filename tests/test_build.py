@@ -159,7 +159,7 @@ STUB_LOG = 'echo "$(date +%s.%N) $*" >> "$STUB_ROOT/log"\n'
 def test_make_j2_paper_order_and_threads(tmp_path):
     root = tmp_path / "tree"
     root.mkdir()
-    for name in ("notebooks", "scripts", "src"):
+    for name in ("notebooks", "scripts", "src", "configs"):  # configs: the model catalogs nb.py READS
         (root / name).symlink_to(ROOT / name)
     for name in ("Makefile", "requirements.txt", "pyproject.toml"):
         shutil.copy(ROOT / name, root / name)

@@ -7,11 +7,12 @@ from memkit.paper.mechanism_models import mechanism_models
 
 
 def test_pretrained_models_only():
-    chosen = mechanism_models(["gemma-3-270m", "smollm2-135m-instruct"], labels={"gemma-3-270m": "Gemma-3-270M"},
-                              macro_names={"gemma-3-270m": "Gemma"})
+    chosen = mechanism_models(["gemma-3-270m", "smollm2-135m-instruct"], labels={"gemma-3-270m": "G-270M"},
+                              macro_names={"gemma-3-270m": "G"})
     assert chosen.specs == ["gemma-3-270m", "smollm2-135m-instruct"]
-    assert chosen.keys == {"gemma-3-270m": "Gemma", "smollm2-135m-instruct": "SmollmTwoOneThreeFiveMInstruct"}
-    assert chosen.labels == {"gemma-3-270m": "Gemma-3-270M", "smollm2-135m-instruct": "smollm2-135m-instruct"}
+    # explicit names win; the rest come from the model catalog (configs/models-cpu.yml)
+    assert chosen.keys == {"gemma-3-270m": "G", "smollm2-135m-instruct": "Smol"}
+    assert chosen.labels == {"gemma-3-270m": "G-270M", "smollm2-135m-instruct": "SmolLM2-135M-Instruct"}
 
 
 @pytest.fixture
