@@ -11,16 +11,14 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from .report import format_params
-
-FONTS = {"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 6.5}
+from .report import FIGURE_FONTS, format_params
 
 
 def latent_figure(lat, *, sigmas: Mapping[str, float], n_draws: int):
     """Three panels side by side (gain per family, the null); returns the figure."""
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update(FONTS)
+    plt.rcParams.update(FIGURE_FONTS)
     fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.4), constrained_layout=True)
     levels = sorted(lat.pairs["level"].unique())
     per_seed = (lat.pairs.groupby(["family", "size", "level", "seed"])[["canary_gain", "control_gain"]]

@@ -12,16 +12,14 @@ from __future__ import annotations
 import numpy as np
 
 from .mia_runs import ATTACK_LABELS
-from .report import format_params
-
-FONTS = {"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 6.5}
+from .report import FIGURE_FONTS, format_params
 
 
 def membership_figure(mem):
     """Two panels side by side (membership AUC, extraction rate) over log10(copies); returns the figure."""
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update(FONTS)
+    plt.rcParams.update(FIGURE_FONTS)
     fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.5), constrained_layout=True)
     sizes, pooled, best = mem.sizes, mem.pooled, mem.best
     colors = {s: plt.cm.viridis(i / max(1, len(sizes) - 1)) for i, s in enumerate(sizes)}

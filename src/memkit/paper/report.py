@@ -27,6 +27,8 @@ import pandas as pd
 from ..paths import PROJECT_ROOT, atomic_path
 
 MACRO_NAME = re.compile(r"^[A-Za-z]+$")
+#: matplotlib font sizes of the full-width paper figures drawn by the paper/*_figures.py modules
+FIGURE_FONTS = {"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 6.5}
 PROVENANCE_PACKAGES = ("memkit", "torch", "transformers", "tokenizers", "accelerate", "gguf", "numpy", "pandas",
                        "pyarrow", "python-Levenshtein", "matplotlib", "seaborn", "scipy", "papermill")
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..core.metrics import SEED_SCORE_THRESHOLD
 from .experiments import RULES
+from .report import FIGURE_FONTS
 from .scale_runs import QUOTED_MEASURED, QUOTED_UNCITED, stack_index
 
 #: rule -> (legend label, marker) of panel (b), in drawing order (colour C0, C1, ...)
@@ -23,7 +24,6 @@ RULE_STYLE = {"mem_exact": ("exact match (E)", "o"), "mem_biderman": ("Biderman 
 MODE_FILL = {"raw": True, "chat": False}
 #: horizontal offset factor per rule in panel (b), so markers at one size do not hide each other
 RULE_DODGE = dict(zip(RULE_STYLE, (0.92, 0.97, 1.03, 1.08)))
-FONTS = {"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 6.5}
 
 
 def params_label(x: float, _pos=None) -> str:
@@ -103,7 +103,7 @@ def scale_figure(ours: pd.DataFrame, organisms: pd.DataFrame, lit: pd.DataFrame)
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    plt.rcParams.update(FONTS)
+    plt.rcParams.update(FIGURE_FONTS)
     fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(7.0, 3.3), constrained_layout=True)
     _seed_panel(ax_a, ours, organisms, lit)
     _rules_panel(ax_b, ours, organisms)
