@@ -140,6 +140,7 @@ class Graph:
         self.src = src
         self.modules = module_files(src)
         self._direct = {name: direct_imports(path, name, self.modules) for name, path in self.modules.items()}
+        self._reads = {name: declared_reads(path) for name, path in self.modules.items()}
 
     def closure(self, roots: set[str]) -> set[str]:
         seen: set[str] = set()
@@ -163,7 +164,7 @@ class Graph:
     def notebook_reads(self, notebook: Path) -> list[str]:
         """The data files (`READS`) declared by the modules of the notebook's closure, sorted."""
         closure = self.closure(direct_imports(notebook, None, self.modules))
-        return sorted({r for name in closure for r in declared_reads(self.modules[name])})
+        return sorted({r for name in closure for r in self._reads[name]})
 
 
 def load_declared(path: Path) -> dict[str, dict[str, list[str]]]:
